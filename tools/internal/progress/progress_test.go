@@ -22,7 +22,7 @@ func TestPrefixAndLines(t *testing.T) {
 
 func TestDuration(t *testing.T) {
 	for d, want := range map[time.Duration]string{
-		850 * time.Millisecond: "850ms",
+		850 * time.Millisecond:  "850ms",
 		1234 * time.Millisecond: "1.2s",
 		123 * time.Second:       "2m03s",
 	} {

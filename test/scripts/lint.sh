@@ -12,7 +12,7 @@ go vet ./...
 # staticcheck comes through the Go module proxy, pinned, into the Go bin dir.
 sc="$(go env GOPATH)/bin/staticcheck"
 if [ ! -x "$sc" ]; then
-  GOFLAGS=-buildvcs=false go install honnef.co/go/tools/cmd/staticcheck@2025.1.1
+  GOFLAGS=-buildvcs=false go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 fi
 "$sc" ./...
 echo "lint: gofmt, go vet and staticcheck clean"

@@ -1,0 +1,3 @@
+package sshx
+
+func (e *HostKeyError) message() string { return "host key not trusted" }

@@ -1,41 +1,427 @@
 package sshx
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/slipway-dev/slipway/tools/internal/progress"
 )
 
 // Conn is one authenticated SSH connection (through zero or more jump hosts).
 // It is safe for concurrent use; sessions beyond Options.MaxSessions wait.
 type Conn struct {
 	name       string
+	target     Target // resolved user, host, port of the final hop
 	handshakes int
+	log        *progress.Logger
+
+	clients []*ssh.Client // jump hosts first, the target last
+	client  *ssh.Client
+	hop     *hop
+	slots   chan struct{}
+
+	mu      sync.Mutex
+	closed  bool
+	lostErr error         // why the connection died, when it was not Close
+	done    chan struct{} // closed when the transport is gone
 }
 
 // Dial resolves target through ssh config, connects (via jump hosts if any),
-// verifies the host key(s) and authenticates. Errors say what to do next.
+// verifies the host key(s) and authenticates. Errors say what to do next:
+// bad input (target, --host-key, ssh config) exits 2, everything else 1.
 func Dial(ctx context.Context, target string, opts Options) (*Conn, error) {
-	return nil, errors.New("sshx.Dial: not implemented yet")
+	if opts.Log == nil {
+		opts.Log = progress.Discard()
+	}
+	if opts.MaxSessions <= 0 {
+		opts.MaxSessions = DefaultMaxSessions
+	}
+	cfg, err := loadSSHConfig(opts.ConfigFile)
+	if err != nil {
+		return nil, err
+	}
+	route, err := resolveRoute(cfg, target, opts.Jump, &opts, true, 0)
+	if err != nil {
+		return nil, err
+	}
+	last := route[len(route)-1]
+
+	// Everything that can be wrong locally (keys, passphrases, known_hosts
+	// files) fails before the first packet.
+	ag := openAgent(opts.Log)
+	defer ag.close()
+	type prepared struct {
+		auth    ssh.AuthMethod
+		offered []string
+		hk      *hostKeyChecker
+	}
+	preps := make([]prepared, len(route))
+	for i, h := range route {
+		auth, offered, err := authFor(h, ag)
+		if err != nil {
+			return nil, err
+		}
+		hk, err := newHostKeyChecker(h, opts.Log)
+		if err != nil {
+			return nil, err
+		}
+		preps[i] = prepared{auth, offered, hk}
+	}
+
+	c := &Conn{
+		name:   last.name,
+		target: Target{Alias: last.name, User: last.user, Host: last.host, Port: last.port},
+		log:    opts.Log,
+		hop:    last,
+		slots:  make(chan struct{}, opts.MaxSessions),
+		done:   make(chan struct{}),
+	}
+	var prev *ssh.Client
+	for i, h := range route {
+		p := preps[i]
+		client, err := c.dialHop(ctx, prev, h, p.auth, p.offered, p.hk)
+		if err != nil {
+			c.closeClients()
+			if i < len(route)-1 {
+				return nil, fmt.Errorf("connecting to %s through %s: %w", last.name, h.name, err)
+			}
+			return nil, err
+		}
+		c.clients = append(c.clients, client)
+		prev = client
+	}
+	c.client = prev
+	go c.watch()
+	if last.keepaliveInterval > 0 {
+		go c.keepalive(last.keepaliveInterval, last.keepaliveCount)
+	}
+	return c, nil
 }
+
+// dialHop makes the TCP connection (directly, or as a direct-tcpip channel
+// through prev) and the SSH handshake, both within the hop's connect timeout.
+func (c *Conn) dialHop(ctx context.Context, prev *ssh.Client, h *hop, auth ssh.AuthMethod, offered []string, hk *hostKeyChecker) (*ssh.Client, error) {
+	dctx, cancel := context.WithTimeout(ctx, h.connectTimeout)
+	defer cancel()
+	timeoutErr := func(stage string) error {
+		if ctx.Err() != nil {
+			return fmt.Errorf("connecting to %s: %w", h, ctx.Err())
+		}
+		return fmt.Errorf("connecting to %s: %s did not finish within %s (is sshd listening there and answering? raise ConnectTimeout in ssh config if the link is slow): %w",
+			h, stage, h.connectTimeout, ErrConnectTimeout)
+	}
+
+	var raw net.Conn
+	var err error
+	if prev == nil {
+		var d net.Dialer
+		raw, err = d.DialContext(dctx, "tcp", h.addr())
+	} else {
+		raw, err = prev.DialContext(dctx, "tcp", h.addr())
+	}
+	if err != nil {
+		if dctx.Err() != nil {
+			return nil, timeoutErr("TCP connect")
+		}
+		if prev != nil {
+			return nil, fmt.Errorf("connecting to %s: the jump host could not open a connection to %s: %w", h, h.addr(), err)
+		}
+		return nil, fmt.Errorf("connecting to %s: %w (check the host name and port, and that sshd runs there)", h, err)
+	}
+
+	// Deadlines do not work on channel conns, so the bound is enforced by
+	// closing the conn, which makes the handshake return.
+	stop := context.AfterFunc(dctx, func() { raw.Close() })
+	config := &ssh.ClientConfig{
+		User:              h.user,
+		Auth:              []ssh.AuthMethod{auth},
+		HostKeyCallback:   hk.callback,
+		HostKeyAlgorithms: hk.algorithms(),
+		ClientVersion:     "SSH-2.0-slipway",
+	}
+	cc, chans, reqs, err := ssh.NewClientConn(raw, h.checkAddr(), config)
+	if !stop() {
+		// The timer fired (or ctx ended): whatever the handshake returned,
+		// the conn is closed now.
+		if cc != nil {
+			cc.Close()
+		}
+		return nil, timeoutErr("SSH handshake")
+	}
+	if err != nil {
+		raw.Close()
+		if hk.err != nil {
+			return nil, fmt.Errorf("connecting to %s: %w", h, hk.err)
+		}
+		if strings.Contains(err.Error(), "unable to authenticate") {
+			return nil, fmt.Errorf("connecting to %s: the server refused every key offered as %q (%s); check the user name and that one of these public keys is in ~%s/.ssh/authorized_keys on the server: %w",
+				h, h.user, strings.Join(offered, ", "), h.user, ErrAuth)
+		}
+		return nil, fmt.Errorf("connecting to %s: %w", h, err)
+	}
+	c.handshakes++
+	return ssh.NewClient(cc, chans, reqs), nil
+}
+
+// watch notices the transport going away for any reason.
+func (c *Conn) watch() {
+	err := c.client.Wait()
+	c.mu.Lock()
+	if !c.closed && c.lostErr == nil {
+		if err == nil {
+			err = io.EOF
+		}
+		c.lostErr = fmt.Errorf("connection to %s closed: %v: %w", c.name, err, ErrConnectionLost)
+	}
+	c.mu.Unlock()
+	close(c.done)
+	c.closeClients()
+}
+
+// keepalive sends keepalive@openssh.com every interval; count intervals
+// without a reply close the connection, which fails every session in use.
+func (c *Conn) keepalive(interval time.Duration, count int) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var pending chan error
+	missed := 0
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		}
+		if pending != nil {
+			select {
+			case err := <-pending:
+				if err != nil {
+					return // transport gone; watch reports it
+				}
+				pending, missed = nil, 0
+			default:
+				missed++
+				if missed >= count {
+					c.lose(fmt.Errorf("no reply from %s to %d keepalives in %s: the peer or the network is dead: %w",
+						c.name, count, time.Duration(count)*interval, ErrConnectionLost))
+					return
+				}
+				continue
+			}
+		}
+		pending = make(chan error, 1)
+		go func(ch chan error) {
+			_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
+			ch <- err
+		}(pending)
+	}
+}
+
+func (c *Conn) lose(err error) {
+	c.mu.Lock()
+	if c.lostErr == nil && !c.closed {
+		c.lostErr = err
+	}
+	c.mu.Unlock()
+	c.closeClients()
+}
+
+// closeClients tears the transports down, target first; errors are moot here.
+func (c *Conn) closeClients() {
+	for i := len(c.clients) - 1; i >= 0; i-- {
+		_ = c.clients[i].Close()
+	}
+}
+
+// lost returns why the connection died, or nil while it is alive.
+func (c *Conn) lost() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lostErr
+}
+
+// Err reports why the connection died (wrapping ErrConnectionLost), or nil
+// while it is usable.
+func (c *Conn) Err() error { return c.lost() }
+
+func (c *Conn) acquire(ctx context.Context) error {
+	select {
+	case c.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.done:
+		if err := c.lost(); err != nil {
+			return err
+		}
+		return fmt.Errorf("connection to %s is closed", c.name)
+	}
+}
+
+func (c *Conn) release() { <-c.slots }
 
 // Run runs cmd through the remote user's shell. stdin may be nil; stdout and
 // stderr may be nil (discarded). A non-zero exit is an *ExitError carrying the
-// tail of stderr. Cancelling ctx signals the remote process and closes the session.
+// tail of stderr. Cancelling ctx signals the remote process (TERM) and closes
+// the session. A dead connection is an error wrapping ErrConnectionLost.
 func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
-	return errors.New("sshx.Run: not implemented yet")
+	if err := c.acquire(ctx); err != nil {
+		return fmt.Errorf("running %q on %s: %w", abbreviate(cmd, 80), c.name, err)
+	}
+	defer c.release()
+	err := c.run(ctx, cmd, stdin, stdout, stderr)
+	if err == nil {
+		return nil
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return err
+	}
+	return fmt.Errorf("running %q on %s: %w", abbreviate(cmd, 80), c.name, err)
+}
+
+func (c *Conn) run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	sess, err := c.client.NewSession()
+	if err != nil {
+		if lost := c.lost(); lost != nil {
+			return lost
+		}
+		return fmt.Errorf("opening a session: %w", err)
+	}
+	defer sess.Close()
+
+	tail := &tailBuffer{max: 4096}
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	sess.Stdout = stdout
+	if stderr == nil {
+		sess.Stderr = tail
+	} else {
+		sess.Stderr = io.MultiWriter(tail, stderr)
+	}
+	// Stdin is copied by us, not by Session, so that Wait does not wait for a
+	// reader the remote command never drains; a read error aborts the command
+	// (the remote must not take a truncated upload for a complete one).
+	stdinErr := make(chan error, 1)
+	var w io.WriteCloser
+	if stdin != nil {
+		if w, err = sess.StdinPipe(); err != nil {
+			return fmt.Errorf("opening stdin: %w", err)
+		}
+	}
+	if err := sess.Start(cmd); err != nil {
+		if lost := c.lost(); lost != nil {
+			return lost
+		}
+		return fmt.Errorf("starting: %w", err)
+	}
+	if stdin != nil {
+		go func() {
+			_, err := io.Copy(w, readErrOnly{stdin, &stdinErr})
+			_ = err // write errors: the remote stopped reading, its exit status tells
+			w.Close()
+		}()
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- sess.Wait() }()
+
+	select {
+	case err = <-waited:
+	case err = <-stdinErr:
+		_ = sess.Signal(ssh.SIGKILL)
+		sess.Close()
+		return fmt.Errorf("reading the input for the remote command: %w (the remote command was killed)", err)
+	case <-ctx.Done():
+		_ = sess.Signal(ssh.SIGTERM)
+		sess.Close()
+		select {
+		case <-waited:
+		case <-time.After(2 * time.Second):
+		}
+		return ctx.Err()
+	}
+	if err == nil {
+		return nil
+	}
+	var exitErr *ssh.ExitError
+	if errors.As(err, &exitErr) {
+		e := &ExitError{Cmd: cmd, Code: exitErr.ExitStatus(), Signal: exitErr.Signal(), Stderr: tail.String()}
+		if e.Signal != "" && e.Code == 0 {
+			e.Code = -1
+		}
+		return e
+	}
+	if lost := c.lost(); lost != nil {
+		return lost
+	}
+	var missing *ssh.ExitMissingError
+	if errors.As(err, &missing) {
+		// The channel closed without an exit status; the transport may be
+		// dying: give watch a moment to say why.
+		select {
+		case <-c.done:
+			if lost := c.lost(); lost != nil {
+				return lost
+			}
+		case <-time.After(100 * time.Millisecond):
+		}
+		return fmt.Errorf("the remote command ended without an exit status (connection dropped?): %w", ErrConnectionLost)
+	}
+	return err
+}
+
+// readErrOnly passes reads through and reports a reader failure (not EOF) on ch.
+type readErrOnly struct {
+	r  io.Reader
+	ch *chan error
+}
+
+func (r readErrOnly) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		select {
+		case *r.ch <- err:
+		default:
+		}
+	}
+	return n, err
 }
 
 // Output runs cmd and returns its stdout; see Run for errors.
 func (c *Conn) Output(ctx context.Context, cmd string, stdin io.Reader) ([]byte, error) {
-	return nil, errors.New("sshx.Output: not implemented yet")
+	var out bytes.Buffer
+	err := c.Run(ctx, cmd, stdin, &out, nil)
+	return out.Bytes(), err
 }
 
 // DialContext opens a connection from the server to addr (direct-tcpip for
-// "tcp", direct-streamlocal for "unix"), e.g. a smoke URL on the server's loopback.
+// "tcp", direct-streamlocal for "unix"), e.g. a smoke URL on the server's
+// loopback. It does not use a session slot. The returned conn does not
+// support deadlines.
 func (c *Conn) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	return nil, errors.New("sshx.DialContext: not implemented yet")
+	if err := c.lost(); err != nil {
+		return nil, err
+	}
+	conn, err := c.client.DialContext(ctx, network, addr)
+	if err != nil {
+		if lost := c.lost(); lost != nil {
+			return nil, lost
+		}
+		return nil, fmt.Errorf("opening %s connection to %s from %s: %w", network, addr, c.name, err)
+	}
+	return conn, nil
 }
 
 // Handshakes is the number of SSH handshakes made for this Conn: 1, plus one per jump host.
@@ -44,5 +430,46 @@ func (c *Conn) Handshakes() int { return c.handshakes }
 // Name is the host as the user named it, for log prefixes.
 func (c *Conn) Name() string { return c.name }
 
+// Target is the final hop as resolved through ssh config (user, HostName, port).
+func (c *Conn) Target() Target { return c.target }
+
 // Close closes the connection and any jump-host connections under it.
-func (c *Conn) Close() error { return nil }
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	var first error
+	for i := len(c.clients) - 1; i >= 0; i-- {
+		if err := c.clients[i].Close(); err != nil && first == nil && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "closed") {
+			first = err
+		}
+	}
+	return first
+}
+
+// tailBuffer keeps the last max bytes written.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}

@@ -95,11 +95,14 @@ const (
 type HostKeyError struct {
 	Problem     HostKeyProblem
 	Host        string   // the name checked, as known_hosts stores it: host or [host]:port
+	Target      string   // the host as the user named it
 	KeyType     string   // the server's key type
 	Fingerprint string   // SHA256:... of the key the server presented
 	Line        string   // the known_hosts line that would trust it
 	KnownHosts  string   // the known_hosts file consulted (first one)
 	Want        []string // for HostKeyChanged/PinMismatch: the expected fingerprint(s), with file:line
+	Searched    []string // known_hosts files consulted
+	Note        string   // extra context (e.g. why --accept-new could not record the key)
 }
 
 func (e *HostKeyError) Error() string { return e.message() }

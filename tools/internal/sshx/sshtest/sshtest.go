@@ -49,6 +49,9 @@ type Options struct {
 	ClientKeyType string   // default ed25519
 	Passphrase    string   // encrypt the client key file with this passphrase
 	ExtraConfig   []string // extra sshd_config lines (appended)
+	// AuthorizedKeys are accepted besides the generated client key (e.g.
+	// another Server's ClientPublic, so one key opens a bastion and a target).
+	AuthorizedKeys []ssh.PublicKey
 }
 
 // HostKey is one of the server's host keys.
@@ -146,7 +149,11 @@ func Start(t testing.TB, opts Options) *Server {
 		t.Fatalf("sshtest: client key: %v", err)
 	}
 	authKeys := filepath.Join(dir, "authorized_keys")
-	if err := os.WriteFile(authKeys, ssh.MarshalAuthorizedKey(s.ClientPublic), 0o644); err != nil {
+	ak := ssh.MarshalAuthorizedKey(s.ClientPublic)
+	for _, k := range opts.AuthorizedKeys {
+		ak = append(ak, ssh.MarshalAuthorizedKey(k)...)
+	}
+	if err := os.WriteFile(authKeys, ak, 0o644); err != nil {
 		t.Fatalf("sshtest: %v", err)
 	}
 

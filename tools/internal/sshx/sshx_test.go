@@ -483,7 +483,7 @@ Host bastion
 	// offered to both hops (the bastion also trusts the target's client key).
 	bastion2 := sshtest.Start(t, sshtest.Options{AuthorizedKeys: []ssh.PublicKey{target.ClientPublic}})
 	o2 := sshx.Options{ConfigFile: "none", Identity: target.KeyFile, ConnectTimeout: 10 * time.Second,
-		Jump: bastion2.Target(),
+		Jump:       bastion2.Target(),
 		KnownHosts: sshtest.WriteKnownHosts(t, target.KnownHostsLine(sshtest.Ed25519, false), bastion2.KnownHostsLine(sshtest.ECDSA, false))}
 	c2 := dial(t, target.Target(), o2)
 	if c2.Handshakes() != 2 {

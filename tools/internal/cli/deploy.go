@@ -1,8 +1,79 @@
 package cli
 
-import "github.com/urfave/cli/v2"
+import (
+	"github.com/urfave/cli/v2"
 
-// deployCommand is a placeholder until the command is implemented.
+	"github.com/slipway-dev/slipway/tools/internal/deploy"
+	"github.com/slipway-dev/slipway/tools/internal/manifest"
+)
+
 func deployCommand() *cli.Command {
-	return &cli.Command{Name: "deploy", Usage: "(not implemented yet)", Action: func(*cli.Context) error { return errNotImplemented }}
+	flags := append(targetFlags(),
+		&cli.StringFlag{Name: "strategy", Value: "recreate", Usage: "how services are replaced: `recreate` (compose up -d: short downtime for changed services)"},
+		&cli.StringFlag{Name: "manifest", Value: manifest.DefaultPath, Usage: "release manifest `PATH` written by build and push"},
+		&cli.StringFlag{Name: "env-file", Usage: "`FILE` uploaded as the release's .env (mode 0600): the runtime variables, e.g. a Jenkins file credential"},
+		&cli.IntFlag{Name: "parallel", Value: 1, Usage: "deploy `N` hosts at a time"},
+		&cli.BoolFlag{Name: "canary", Usage: "deploy the first host alone first; the rest only if it succeeds"},
+		&cli.StringFlag{Name: "on-failure", Value: "rollback", Usage: "when a batch fails: `rollback` the hosts already deployed, or stop (leave them)"},
+		&cli.DurationFlag{Name: "health-timeout", Value: deploy.DefaultHealthTimeout, Usage: "wait up to `D` for every container to run (and be healthy where it has a healthcheck)"},
+		&cli.StringFlag{Name: "smoke-url", Usage: "after the health gate GET `URL` from the server (through the SSH connection), expect 2xx, e.g. http://localhost:8080/health"},
+		&cli.IntFlag{Name: "keep", Value: deploy.DefaultKeep, Usage: "keep `N` releases per host (the current one included); older ones and their images are removed"},
+		&cli.DurationFlag{Name: "lock-wait", Usage: "wait up to `D` for another deploy's lock (default: fail at once)"},
+		&cli.DurationFlag{Name: "lock-ttl", Value: deploy.DefaultLockTTL, Usage: "a lock older than `D` is stale and taken over with a warning"},
+		&cli.StringFlag{Name: "pre-deploy", Usage: "`\"SERVICE: COMMAND\"` run with compose run --rm on the new release before switching (migrations); failure aborts"},
+		&cli.BoolFlag{Name: "dry-run", Usage: "print every remote action (commands, uploads) on stdout and change nothing"},
+		&cli.BoolFlag{Name: "json", Usage: "print the per-host result as JSON on stdout"},
+	)
+	return &cli.Command{
+		Name:  "deploy",
+		Usage: "deploy the pushed release to servers over SSH, with health gate and automatic rollback",
+		UsageText: "slipway deploy " + targetUsage + "\n" +
+			"        [--strategy recreate] [--manifest PATH] [--env-file FILE] [--parallel N] [--canary]\n" +
+			"        [--on-failure rollback|stop] [--health-timeout D] [--smoke-url URL] [--keep N] [--lock-wait D]\n" +
+			"        [--pre-deploy \"SERVICE: COMMAND\"] [--dry-run] [--json]",
+		Description: "deploy reads the manifest and the pinned compose file push wrote (every image by\n" +
+			"digest) and, on each host over one SSH connection: checks Docker and Compose, takes the\n" +
+			"lock <dir>/.slipway/lock, uploads <dir>/releases/<commit>/ atomically (compose.yaml\n" +
+			"rendered for the server's Compose, the files it references, .env from --env-file,\n" +
+			"release.json), pulls the images with registry credentials that exist on the server only\n" +
+			"for the pull (from SLIPWAY_REGISTRY_USER/SLIPWAY_REGISTRY_PASSWORD or DOCKER_CONFIG),\n" +
+			"runs the --pre-deploy hook, converges with `compose -p <project> up -d --remove-orphans`,\n" +
+			"waits for the health gate (and --smoke-url), then switches <dir>/current and prunes\n" +
+			"releases beyond --keep. A failure after the host changed re-deploys the previous release\n" +
+			"and prints the failing containers' last log lines.\n\n" +
+			"Hosts resolve through ~/.ssh/config. SSH keys come from ssh-agent or --identity\n" +
+			"(passphrase in SLIPWAY_SSH_PASSPHRASE); host keys are checked against known_hosts.\n\n" +
+			"Examples:\n" +
+			"  slipway deploy --host deploy@app1.example.com --dir /srv/shop --env-file prod.env\n" +
+			"  slipway deploy --hosts-file hosts.txt --dir /srv/shop --parallel 2 --canary --smoke-url http://localhost/health\n" +
+			"  slipway deploy --host production --dir shop --pre-deploy 'web: python manage.py migrate' --lock-wait 5m\n" +
+			"  slipway deploy --host app1 --dir /srv/shop --dry-run\n" +
+			"  slipway deploy --host app1 --host app2 --dir /srv/shop --json > deploy-result.json\n\n" +
+			"Exit codes: 0 deployed; 1 failed before changing anything (SSH, host key, lock, Docker/Compose\n" +
+			"missing, registry login); 2 bad input (flags, manifest not pushed); 4 failed and every changed\n" +
+			"host is back on its previous release; 5 failed and hosts are left changed; 130 cancelled.",
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			_, err := deploy.Deploy(c.Context, deploy.Options{
+				Target:        targetOptions(c),
+				Manifest:      c.String("manifest"),
+				Strategy:      c.String("strategy"),
+				EnvFile:       c.String("env-file"),
+				Parallel:      c.Int("parallel"),
+				Canary:        c.Bool("canary"),
+				OnFailure:     c.String("on-failure"),
+				HealthTimeout: c.Duration("health-timeout"),
+				SmokeURL:      c.String("smoke-url"),
+				Keep:          c.Int("keep"),
+				LockWait:      c.Duration("lock-wait"),
+				LockTTL:       c.Duration("lock-ttl"),
+				PreDeploy:     c.String("pre-deploy"),
+				DryRun:        c.Bool("dry-run"),
+				JSON:          c.Bool("json"),
+				Stdout:        c.App.Writer,
+				Log:           logger(),
+			})
+			return err
+		},
+	}
 }

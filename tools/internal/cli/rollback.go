@@ -1,8 +1,51 @@
 package cli
 
-import "github.com/urfave/cli/v2"
+import (
+	"github.com/urfave/cli/v2"
 
-// rollbackCommand is a placeholder until the command is implemented.
+	"github.com/slipway-dev/slipway/tools/internal/deploy"
+)
+
 func rollbackCommand() *cli.Command {
-	return &cli.Command{Name: "rollback", Usage: "(not implemented yet)", Action: func(*cli.Context) error { return errNotImplemented }}
+	flags := append(targetFlags(),
+		&cli.StringFlag{Name: "to", Usage: "release `COMMIT` (or a unique prefix) to go back to; default: the release before current"},
+		&cli.IntFlag{Name: "parallel", Value: 1, Usage: "roll back `N` hosts at a time"},
+		&cli.DurationFlag{Name: "health-timeout", Value: deploy.DefaultHealthTimeout, Usage: "wait up to `D` for the release's containers to be running and healthy"},
+		&cli.StringFlag{Name: "smoke-url", Usage: "after the health gate GET `URL` from the server, expect 2xx"},
+		&cli.DurationFlag{Name: "lock-wait", Usage: "wait up to `D` for another deploy's lock"},
+		&cli.DurationFlag{Name: "lock-ttl", Value: deploy.DefaultLockTTL, Usage: "a lock older than `D` is stale and taken over with a warning"},
+		&cli.BoolFlag{Name: "json", Usage: "print the per-host result as JSON on stdout"},
+	)
+	return &cli.Command{
+		Name:      "rollback",
+		Usage:     "switch hosts back to an earlier release still kept on them",
+		UsageText: "slipway rollback " + targetUsage + "\n        [--to COMMIT] [--parallel N] [--health-timeout D] [--smoke-url URL] [--lock-wait D] [--json]",
+		Description: "rollback takes the deploy lock, converges the chosen release directory again\n" +
+			"(`compose -p <project> up -d --remove-orphans` on <dir>/releases/<commit>), waits for the\n" +
+			"health gate and switches <dir>/current to it. Its images are still on the host (pruning\n" +
+			"keeps those of kept releases); missing ones are pulled with the deploy's credentials. If\n" +
+			"the release does not come up healthy, the host goes back to the release it was on.\n\n" +
+			"Examples:\n" +
+			"  slipway rollback --host deploy@app1.example.com --dir /srv/shop\n" +
+			"  slipway rollback --hosts-file hosts.txt --dir /srv/shop --to 3f2a9c1e\n" +
+			"  slipway rollback --host app1 --dir /srv/shop --json\n\n" +
+			"Exit codes: 0 done; 1 failed before changing anything; 2 bad input (no such release);\n" +
+			"4 failed and the host is back where it was; 5 failed and left changed; 130 cancelled.",
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			_, err := deploy.Rollback(c.Context, deploy.RollbackOptions{
+				Target:        targetOptions(c),
+				To:            c.String("to"),
+				Parallel:      c.Int("parallel"),
+				HealthTimeout: c.Duration("health-timeout"),
+				SmokeURL:      c.String("smoke-url"),
+				LockWait:      c.Duration("lock-wait"),
+				LockTTL:       c.Duration("lock-ttl"),
+				JSON:          c.Bool("json"),
+				Stdout:        c.App.Writer,
+				Log:           logger(),
+			})
+			return err
+		},
+	}
 }

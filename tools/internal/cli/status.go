@@ -1,8 +1,27 @@
 package cli
 
-import "github.com/urfave/cli/v2"
+import (
+	"github.com/urfave/cli/v2"
 
-// statusCommand is a placeholder until the command is implemented.
+	"github.com/slipway-dev/slipway/tools/internal/deploy"
+)
+
 func statusCommand() *cli.Command {
-	return &cli.Command{Name: "status", Usage: "(not implemented yet)", Action: func(*cli.Context) error { return errNotImplemented }}
+	return &cli.Command{
+		Name:      "status",
+		Usage:     "show each host's current release and its containers' state and health",
+		UsageText: "slipway status " + targetUsage + " [--json]",
+		Description: "status reads, per host: the release <dir>/current points to, who deployed it,\n" +
+			"when and from which build (its release.json), the deploy lock if held, and the state and\n" +
+			"health of every container of the compose project. It changes nothing.\n\n" +
+			"Examples:\n" +
+			"  slipway status --host deploy@app1.example.com --dir /srv/shop\n" +
+			"  slipway status --hosts-file hosts.txt --dir /srv/shop --json | jq '.[].current'\n\n" +
+			"Exit codes: 0 done; 1 a host could not be read (SSH, host key); 2 bad usage.",
+		Flags: append(targetFlags(), &cli.BoolFlag{Name: "json", Usage: "print the per-host status as JSON on stdout"}),
+		Action: func(c *cli.Context) error {
+			_, err := deploy.Status(c.Context, deploy.InfoOptions{Target: targetOptions(c), JSON: c.Bool("json"), Stdout: c.App.Writer, Log: logger()})
+			return err
+		},
+	}
 }

@@ -1,0 +1,601 @@
+// Package deploy puts a pushed release on servers over SSH and manages it
+// there: deploy (with a pluggable strategy, recreate by default), rollback,
+// status, releases and unlock. Each host gets one SSH connection; the
+// server-side steps are in package deploy/remote.
+package deploy
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"strings"
+	"time"
+
+	"github.com/slipway-dev/slipway/tools/internal/deploy/remote"
+	"github.com/slipway-dev/slipway/tools/internal/exit"
+	"github.com/slipway-dev/slipway/tools/internal/progress"
+	"github.com/slipway-dev/slipway/tools/internal/regauth"
+	"github.com/slipway-dev/slipway/tools/internal/version"
+)
+
+// Defaults of the CLI contract.
+const (
+	DefaultHealthTimeout = 2 * time.Minute
+	DefaultKeep          = 5
+	DefaultLockTTL       = 30 * time.Minute
+)
+
+// Options configure Deploy.
+type Options struct {
+	Target
+	Manifest      string        // default manifest.DefaultPath
+	Strategy      string        // default "recreate"
+	EnvFile       string        // runtime .env for the server (mode 0600 there)
+	Parallel      int           // hosts at a time, default 1
+	Canary        bool          // the first host alone first
+	OnFailure     string        // "rollback" (default) or "stop"
+	HealthTimeout time.Duration // default 2m
+	SmokeURL      string        // fetched through the SSH connection, expect 2xx
+	Keep          int           // releases kept per host, default 5
+	LockWait      time.Duration // wait this long for a held lock, default 0
+	LockTTL       time.Duration // a lock older than this is taken over; default 30m, negative never
+	PreDeploy     string        // "SERVICE: COMMAND" run on the new release before switching
+	DryRun        bool          // print every remote change instead of making it
+	JSON          bool          // stdout: the Result as JSON
+	Stdout        io.Writer     // results; default os.Stdout
+	Log           *progress.Logger
+	Getenv        func(string) string // default os.Getenv (credentials, BUILD_URL)
+}
+
+// Host statuses in results.
+const (
+	StatusDeployed    = "deployed"     // on the new release
+	StatusFailed      = "failed"       // failed before changing anything
+	StatusRolledBack  = "rolled-back"  // changed, then back on its previous release
+	StatusLeftChanged = "left-changed" // changed and not back (rollback failed)
+	StatusSkipped     = "skipped"      // not attempted: an earlier batch failed
+	StatusPlanned     = "planned"      // --dry-run
+)
+
+// HostResult is one host's outcome.
+type HostResult struct {
+	Host          string            `json:"host"`
+	Status        string            `json:"status"`
+	Release       string            `json:"release"`
+	Previous      string            `json:"previous,omitempty"`
+	Compose       string            `json:"compose,omitempty"`
+	Dir           string            `json:"dir,omitempty"`
+	Error         string            `json:"error,omitempty"`
+	RollbackError string            `json:"rollbackError,omitempty"`
+	Failing       []FailedContainer `json:"failingContainers,omitempty"`
+	Pruned        []string          `json:"pruned,omitempty"`
+	Seconds       float64           `json:"seconds"`
+	Handshakes    int               `json:"handshakes"`
+
+	err error
+}
+
+// Result is a deploy's (or rollback's) outcome over all hosts.
+type Result struct {
+	Command  string       `json:"command"`
+	Project  string       `json:"project"`
+	Release  string       `json:"release,omitempty"`
+	Strategy string       `json:"strategy,omitempty"`
+	DryRun   bool         `json:"dryRun,omitempty"`
+	Status   string       `json:"status"` // ok, failed, rolled-back, left-changed, planned
+	ExitCode int          `json:"exitCode"`
+	Hosts    []HostResult `json:"hosts"`
+}
+
+func (o *Options) setDefaults() {
+	if o.Manifest == "" {
+		o.Manifest = "slipway-release.json"
+	}
+	if o.Strategy == "" {
+		o.Strategy = "recreate"
+	}
+	if o.Parallel == 0 {
+		o.Parallel = 1
+	}
+	if o.OnFailure == "" {
+		o.OnFailure = "rollback"
+	}
+	if o.HealthTimeout == 0 {
+		o.HealthTimeout = DefaultHealthTimeout
+	}
+	if o.Keep == 0 {
+		o.Keep = DefaultKeep
+	}
+	if o.LockTTL == 0 {
+		o.LockTTL = DefaultLockTTL
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.Log == nil {
+		o.Log = progress.New(os.Stderr)
+	}
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+}
+
+func (o *Options) validate() (Strategy, error) {
+	s, ok := strategyNamed(o.Strategy)
+	if !ok {
+		return nil, exit.Usagef("--strategy %q: not available; use one of %s", o.Strategy, strings.Join(Strategies(), ", "))
+	}
+	if o.Parallel < 1 {
+		return nil, exit.Usagef("--parallel %d: want 1 or more hosts at a time", o.Parallel)
+	}
+	if o.OnFailure != "rollback" && o.OnFailure != "stop" {
+		return nil, exit.Usagef("--on-failure %q: want rollback or stop", o.OnFailure)
+	}
+	if o.HealthTimeout < 0 {
+		return nil, exit.Usagef("--health-timeout %s: want a positive duration, e.g. 2m", o.HealthTimeout)
+	}
+	if o.Keep < 1 {
+		return nil, exit.Usagef("--keep %d: want 1 or more releases (the current one counts)", o.Keep)
+	}
+	if o.LockWait < 0 {
+		return nil, exit.Usagef("--lock-wait %s: want 0 or a positive duration", o.LockWait)
+	}
+	if o.PreDeploy != "" {
+		if _, _, ok := parseHook(o.PreDeploy); !ok {
+			return nil, exit.Usagef("--pre-deploy %q: want \"SERVICE: COMMAND\", e.g. \"web: python manage.py migrate\"", o.PreDeploy)
+		}
+	}
+	if err := checkSmokeURL(o.SmokeURL); err != nil {
+		return nil, exit.With(exit.Usage, err)
+	}
+	return s, nil
+}
+
+// hostRun is one host's state through the whole deploy: its connection and
+// lock stay open until every host is done, so a later failure can still roll
+// it back under the same lock.
+type hostRun struct {
+	name     string
+	conn     *conn
+	lock     *remote.Lock
+	d        *HostDeploy
+	res      *HostResult
+	start    time.Time
+	fresh    bool // releases/<commit> was created by this deploy
+	switched bool // current was switched to the new release
+}
+
+// Deploy deploys the manifest's release to every host. The returned error
+// carries the exit code of the contract (exit.Code): 1 nothing changed, 2 bad
+// input, 4 failed and rolled back, 5 failed and left changed, 130 cancelled.
+func Deploy(ctx context.Context, o Options) (*Result, error) {
+	o.setDefaults()
+	strategy, err := o.validate()
+	if err != nil {
+		return nil, err
+	}
+	hosts, err := o.hostList()
+	if err != nil {
+		return nil, err
+	}
+	b, err := loadBundle(o.Manifest, o.EnvFile, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	if len(b.unpinned) > 0 {
+		o.Log.Warnf("images without a digest (the server may run other bytes than were tested): %s", strings.Join(b.unpinned, ", "))
+	}
+	dockerConfig, registries, err := registryConfig(b.registries, b.envHosts(), o.Getenv)
+	if err != nil {
+		return nil, exit.With(exit.Failed, err)
+	}
+	res := &Result{Command: "deploy", Project: b.m.Project, Release: b.m.Commit, Strategy: strategy.Name(), DryRun: o.DryRun}
+	runs := make([]*hostRun, len(hosts))
+	for i, h := range hosts {
+		runs[i] = &hostRun{name: h, res: &HostResult{Host: h, Status: StatusSkipped, Release: b.m.Commit}}
+	}
+	// Locks and connections are released on every path, even after a cancel.
+	defer closeRuns(ctx, runs)
+
+	failed := fanOut(ctx, len(runs), o.Parallel, o.Canary, func(ctx context.Context, i int) bool {
+		r := runs[i]
+		r.start = time.Now()
+		deployHost(ctx, &o, strategy, b, dockerConfig, registries, r)
+		r.res.Seconds = time.Since(r.start).Seconds()
+		return r.res.Status == StatusDeployed || r.res.Status == StatusPlanned
+	})
+
+	if failed {
+		// Hosts that finished on the new release: roll them back, or leave them.
+		var done []*hostRun
+		for _, r := range runs {
+			if r.res.Status == StatusDeployed {
+				done = append(done, r)
+			}
+		}
+		if o.OnFailure == "rollback" && len(done) > 0 {
+			o.Log.Printf("rolling back %d host(s) already on the new release", len(done))
+			fanOut(ctx, len(done), o.Parallel, false, func(ctx context.Context, i int) bool {
+				r := done[i]
+				revertHost(ctx, strategy, r, "another host failed")
+				return true
+			})
+		}
+	} else {
+		for _, r := range runs {
+			if r.res.Status == StatusDeployed || r.res.Status == StatusPlanned {
+				prune(ctx, r, o.Keep)
+			}
+		}
+	}
+	for _, r := range runs {
+		if r.conn != nil {
+			r.res.Handshakes = r.conn.c.Handshakes()
+		}
+	}
+	return finish(ctx, &o, res, runs)
+}
+
+// deployHost runs the whole deploy on one host and records its outcome.
+func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, dockerConfig []byte, registries []string, r *hostRun) {
+	log := o.Log.With(r.name)
+	fail := func(err error) {
+		r.res.Status = StatusFailed
+		r.res.err = err
+		r.res.Error = err.Error()
+		log.Printf("failed, nothing changed: %v", err)
+	}
+	c, err := o.Target.dial(ctx, r.name, log)
+	if err != nil {
+		fail(err)
+		return
+	}
+	r.conn = c
+	h := c.h
+	h.Project = b.m.Project
+	h.DryRun = o.DryRun
+	h.Plan = o.Stdout
+	facts, err := h.Probe(ctx)
+	if err != nil {
+		fail(err)
+		return
+	}
+	r.res.Dir = facts.Dir
+	r.res.Compose = string(facts.Compose)
+	r.res.Previous = facts.Current
+	if !facts.Writable {
+		fail(fmt.Errorf("deploy directory %s is not writable by the SSH user on %s: create it and chown it to that user, or choose another --dir", facts.Dir, r.name))
+		return
+	}
+	log.Printf("docker %s, compose %s, dir %s, current %s", facts.DockerVersion, composeName(facts), facts.Dir, orNone(facts.Current))
+	if err := h.Prepare(ctx); err != nil {
+		fail(err)
+		return
+	}
+	lock, err := h.AcquireLock(ctx, lockInfo(o, b), o.LockWait, o.LockTTL)
+	if err != nil {
+		fail(err)
+		return
+	}
+	r.lock = lock
+	// current may have moved while we waited for the lock.
+	if !o.DryRun {
+		if _, cur, err := h.Releases(ctx); err == nil {
+			facts.Current = cur
+			r.res.Previous = cur
+		}
+	}
+	commit := b.m.Commit
+	d := &HostDeploy{Host: h, Conn: c.c, Release: commit, Previous: facts.Current, Log: log,
+		cfg:    hostConfig{healthTimeout: o.HealthTimeout, smokeURL: o.SmokeURL, preDeploy: o.PreDeploy},
+		images: b.pullImages(), dockerConfig: dockerConfig, registries: registries}
+	if d.Previous == commit {
+		// Deploying the current release again (a new .env, say): a rollback
+		// goes to the same release.
+		log.Printf("release %s is already current: converging it again", short(commit))
+	}
+	r.d = d
+	files, err := releaseFiles(b, facts.Compose, d.Previous, o)
+	if err != nil {
+		fail(err)
+		return
+	}
+	existed, err := releaseExists(ctx, h, commit)
+	if err != nil {
+		fail(err)
+		return
+	}
+	r.fresh = !existed
+	start := time.Now()
+	if err := h.Upload(ctx, commit, files); err != nil {
+		fail(err)
+		return
+	}
+	if !o.DryRun {
+		log.Done(fmt.Sprintf("upload of %d files", len(files)), start)
+	}
+	if err := strategy.Apply(ctx, d); err != nil {
+		if !d.Changed() {
+			if r.fresh && !o.DryRun {
+				cctx, cancel := cleanupContext(ctx, 30*time.Second)
+				_ = h.RemoveRelease(cctx, commit)
+				cancel()
+			}
+			fail(err)
+			return
+		}
+		r.res.err = err
+		r.res.Error = err.Error()
+		var he *HealthError
+		if errors.As(err, &he) {
+			r.res.Failing = he.Failing
+		}
+		log.Printf("failed after changing the host: %v", err)
+		revertHost(ctx, strategy, r, "")
+		return
+	}
+	if err := h.SwitchCurrent(ctx, commit); err != nil {
+		r.res.err = err
+		r.res.Error = err.Error()
+		revertHost(ctx, strategy, r, "")
+		return
+	}
+	r.switched = true
+	if o.DryRun {
+		r.res.Status = StatusPlanned
+		return
+	}
+	r.res.Status = StatusDeployed
+	log.Printf("deployed release %s (previous %s) in %s", short(commit), orNone(short(d.Previous)), progress.Duration(time.Since(r.start)))
+}
+
+// revertHost brings a changed host back to its previous release, with a
+// context that survives cancellation. why is set when the host itself was fine.
+func revertHost(ctx context.Context, strategy Strategy, r *hostRun, why string) {
+	log := r.conn.log
+	d := r.d
+	rctx, cancel := cleanupContext(ctx, upTimeout+d.cfg.healthTimeout)
+	defer cancel()
+	if why != "" {
+		log.Printf("rolling back to %s: %s", orNone(short(d.Previous)), why)
+	} else {
+		log.Printf("rolling back to release %s", orNone(short(d.Previous)))
+	}
+	err := strategy.Revert(rctx, d)
+	if err == nil && r.switched && d.Previous != "" {
+		err = d.Host.SwitchCurrent(rctx, d.Previous)
+	}
+	if err != nil {
+		r.res.Status = StatusLeftChanged
+		r.res.RollbackError = err.Error()
+		log.Printf("ROLLBACK FAILED, the host is left changed: %v", err)
+		return
+	}
+	if r.switched && d.Previous == "" {
+		// A first release that was switched and then taken down: no current.
+		if err := d.Host.RemoveCurrent(rctx); err != nil {
+			log.Warnf("%v", err)
+		}
+	}
+	if r.fresh && d.Previous != d.Release {
+		if err := d.Host.RemoveRelease(rctx, d.Release); err != nil {
+			log.Warnf("%v", err)
+		}
+	}
+	r.res.Status = StatusRolledBack
+	log.Printf("rolled back: release %s is serving again", orNone(short(d.Previous)))
+}
+
+func releaseExists(ctx context.Context, h *remote.Host, commit string) (bool, error) {
+	rels, _, err := h.Releases(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, r := range rels {
+		if r.Name == commit {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// prune removes releases beyond keep (never the current one) and the images
+// only they used. Failures are warnings: the deploy itself succeeded.
+func prune(ctx context.Context, r *hostRun, keep int) {
+	h := r.conn.h
+	rels, current, err := h.Releases(ctx)
+	if err != nil {
+		r.conn.log.Warnf("pruning: %v", err)
+		return
+	}
+	if h.DryRun {
+		current = r.d.Release
+	}
+	drop, images := pruneSet(rels, current, keep)
+	if len(drop) == 0 {
+		return
+	}
+	if err := h.RemoveReleases(ctx, drop, images); err != nil {
+		r.conn.log.Warnf("%v", err)
+		return
+	}
+	r.res.Pruned = drop
+	r.conn.log.Printf("pruned %d old release(s) and %d image(s)", len(drop), len(images))
+}
+
+// pruneSet picks the releases to delete (all but current and the newest
+// keep-1 others) and the images no kept release uses.
+func pruneSet(rels []remote.Release, current string, keep int) (drop []string, images []string) {
+	kept := map[string]bool{}
+	if current != "" {
+		kept[current] = true
+	}
+	for _, r := range rels { // newest first
+		if len(kept) >= keep {
+			break
+		}
+		kept[r.Name] = true
+	}
+	keepImg := map[string]bool{}
+	for _, r := range rels {
+		if kept[r.Name] && r.Meta != nil {
+			for _, img := range r.Meta.Images {
+				keepImg[img] = true
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, r := range rels {
+		if kept[r.Name] {
+			continue
+		}
+		drop = append(drop, r.Name)
+		if r.Meta == nil {
+			continue
+		}
+		for _, img := range r.Meta.Images {
+			if !keepImg[img] && !seen[img] {
+				seen[img] = true
+				images = append(images, img)
+			}
+		}
+	}
+	return drop, images
+}
+
+// releaseFiles are the files of releases/<commit>/: the rendered compose file,
+// the referenced files, .env and release.json.
+func releaseFiles(b *bundle, kind remote.ComposeKind, previous string, o *Options) ([]remote.File, error) {
+	compose, err := b.renderCompose(kind)
+	if err != nil {
+		return nil, err
+	}
+	files := []remote.File{{Path: "compose.yaml", Mode: 0o644, Data: compose}}
+	for _, f := range b.files {
+		if f.Path == "compose.yaml" || f.Path == ".env" || f.Path == "release.json" {
+			return nil, exit.Usagef("the compose file references %s, a name slipway uses in the release directory; rename it", f.Path)
+		}
+		files = append(files, f)
+	}
+	if b.env != nil {
+		files = append(files, remote.File{Path: ".env", Mode: 0o600, Data: b.env, Secret: true})
+	}
+	meta := releaseJSON(b, kind, previous, o)
+	data, err := json.MarshalIndent(meta, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, remote.File{Path: "release.json", Mode: 0o644, Data: append(data, '\n')})
+	return files, nil
+}
+
+func releaseJSON(b *bundle, kind remote.ComposeKind, previous string, o *Options) *remote.ReleaseJSON {
+	m := b.m
+	meta := &remote.ReleaseJSON{
+		SchemaVersion: 1, Project: m.Project, Commit: m.Commit, ShortCommit: m.ShortCommit,
+		Branch: m.Branch, Dirty: m.Dirty, BuildURL: buildURL(m.BuildURL, o.Getenv), BuildNumber: m.BuildNumber,
+		DeployedBy: whoami(), DeployedAt: time.Now().UTC().Format(time.RFC3339),
+		Previous: previous, Strategy: o.Strategy, Compose: string(kind),
+		Services: map[string]remote.ReleaseImage{}, Images: b.images, Slipway: version.String(),
+	}
+	if previous == m.Commit {
+		meta.Previous = ""
+	}
+	for n, s := range m.Services {
+		meta.Services[n] = remote.ReleaseImage{Image: s.Image, Digest: s.Digest}
+	}
+	if len(m.External) > 0 {
+		meta.External = map[string]remote.ReleaseImage{}
+		for n, s := range m.External {
+			meta.External[n] = remote.ReleaseImage{Image: s.Image, Digest: s.Digest}
+		}
+	}
+	if meta.Images == nil {
+		meta.Images = []string{}
+	}
+	return meta
+}
+
+func buildURL(fromManifest string, getenv func(string) string) string {
+	if u := getenv("BUILD_URL"); u != "" {
+		return u
+	}
+	return fromManifest
+}
+
+func lockInfo(o *Options, b *bundle) remote.LockInfo {
+	return remote.LockInfo{
+		Owner: whoami(), PID: os.Getpid(), BuildURL: buildURL(b.m.BuildURL, o.Getenv),
+		Command: "deploy " + short(b.m.Commit), Time: time.Now().UTC().Format(time.RFC3339),
+	}
+}
+
+// whoami is user@agent-host, for the lock and release.json.
+func whoami() string {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	return name + "@" + host
+}
+
+func composeName(f *remote.Facts) string {
+	if f.Compose == remote.ComposeV1 {
+		return "v1 (docker-compose)"
+	}
+	return "v2 " + f.ComposeVer
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+// registryConfig builds the config.json forwarded to the servers for the
+// pull: credentials of each registry in registries, from
+// SLIPWAY_REGISTRY_USER/PASSWORD (only for envHosts, the registries slipway
+// pushed to) or the agent's Docker config. nil when there are none
+// (anonymous pulls). The second result are the server addresses to log in to.
+func registryConfig(registries, envHosts []string, getenv func(string) string) ([]byte, []string, error) {
+	store := regauth.New(regauth.Options{Getenv: getenv, EnvHosts: envHosts})
+	type entry struct {
+		Auth          string `json:"auth,omitempty"`
+		IdentityToken string `json:"identitytoken,omitempty"`
+		RegistryToken string `json:"registrytoken,omitempty"`
+	}
+	auths := map[string]entry{}
+	var hosts []string
+	for _, host := range registries {
+		a, err := store.For(host)
+		if err != nil {
+			return nil, nil, fmt.Errorf("registry credentials: %w", err)
+		}
+		if a.Anonymous() {
+			continue
+		}
+		e := entry{IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken}
+		if a.Username != "" || a.Password != "" {
+			e.Auth = base64Std(a.Username + ":" + a.Password)
+		}
+		auths[a.ServerAddress] = e
+		hosts = append(hosts, a.ServerAddress)
+	}
+	if len(auths) == 0 {
+		return nil, nil, nil
+	}
+	data, err := json.Marshal(map[string]any{"auths": auths})
+	if err != nil {
+		return nil, nil, err
+	}
+	return data, hosts, nil
+}
+
+func base64Std(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }

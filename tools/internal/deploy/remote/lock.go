@@ -1,0 +1,255 @@
+package remote
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// LockInfo is what <dir>/.slipway/lock/info holds: who deploys, from which
+// build, since when. Token identifies the holder, so that releasing never
+// removes a lock another deploy took over.
+type LockInfo struct {
+	Owner    string `json:"owner"` // user@agent-host
+	PID      int    `json:"pid"`
+	BuildURL string `json:"buildUrl,omitempty"`
+	Command  string `json:"command,omitempty"`
+	Time     string `json:"time"` // RFC 3339, the agent's clock
+	Token    string `json:"token"`
+}
+
+// LockHeldError says who holds the lock; it is returned when --lock-wait expires.
+type LockHeldError struct {
+	Info LockInfo
+	Age  time.Duration // by the server's clock
+}
+
+func (e *LockHeldError) Error() string {
+	owner := e.Info.Owner
+	if owner == "" {
+		owner = "an unknown deploy"
+	}
+	if e.Info.PID != 0 {
+		owner += fmt.Sprintf(" (pid %d)", e.Info.PID)
+	}
+	since := e.Info.Time
+	if since == "" {
+		since = "?"
+	}
+	build := e.Info.BuildURL
+	if build == "" {
+		build = "no build URL"
+	}
+	return fmt.Sprintf("lock held by %s since %s (build %s); wait, or run slipway unlock if that deploy is dead", owner, since, build)
+}
+
+// ErrLockHeld matches a *LockHeldError with errors.Is.
+var ErrLockHeld = errors.New("deploy lock held")
+
+// Is makes errors.Is(err, ErrLockHeld) true.
+func (e *LockHeldError) Is(target error) bool { return target == ErrLockHeld }
+
+// Lock is a held deploy lock.
+type Lock struct {
+	h     *Host
+	token string
+}
+
+// lockState is one attempt's outcome.
+type lockState struct {
+	acquired bool
+	info     LockInfo
+	age      time.Duration
+}
+
+// tryLock makes one atomic attempt: the info file is written into a private
+// directory which is then renamed onto <dir>/.slipway/lock; rename(2) fails
+// when the lock directory exists (it is never empty), so exactly one deploy wins.
+func (h *Host) tryLock(ctx context.Context, info []byte) (*lockState, error) {
+	script := h.dirVar() + `s="$d/.slipway"; l="$s/lock"; t="$s/.lock-` + randHex(6) + `"
+mkdir -p "$s" || exit 3
+mkdir "$t" || exit 3
+cat > "$t/info" || { rm -rf "$t"; exit 3; }
+if mv -T "$t" "$l" 2>/dev/null; then echo acquired; exit 0; fi
+rm -rf "$t"
+now=$(date +%s)
+m=$(stat -c %Y "$l/info" 2>/dev/null || stat -c %Y "$l" 2>/dev/null || echo "$now")
+echo "age=$((now - m))"
+cat "$l/info" 2>/dev/null
+exit 0
+`
+	out, err := h.runQuiet(ctx, script, strings.NewReader(string(info)))
+	if err != nil {
+		if ExitCode(err) == 3 {
+			return nil, fmt.Errorf("creating the lock in %s/.slipway (is --dir writable by the SSH user?): %w", h.Dir, err)
+		}
+		return nil, fmt.Errorf("taking the deploy lock: %w", err)
+	}
+	return parseLockOutput(out), nil
+}
+
+func parseLockOutput(out []byte) *lockState {
+	s := string(out)
+	if strings.HasPrefix(s, "acquired") {
+		return &lockState{acquired: true}
+	}
+	st := &lockState{}
+	first, rest, _ := strings.Cut(s, "\n")
+	if v, ok := strings.CutPrefix(first, "age="); ok {
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+			st.age = time.Duration(n) * time.Second
+		}
+	}
+	_ = json.Unmarshal([]byte(strings.TrimSpace(rest)), &st.info)
+	return st
+}
+
+// AcquireLock takes <dir>/.slipway/lock, polling for up to wait while another
+// deploy holds it. A lock older than ttl (ttl > 0) is taken over with a
+// warning. A dry run only reports whether the lock is free.
+func (h *Host) AcquireLock(ctx context.Context, info LockInfo, wait, ttl time.Duration) (*Lock, error) {
+	if info.Token == "" {
+		info.Token = RandToken()
+	}
+	if h.DryRun {
+		st, err := h.ReadLock(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if st != nil {
+			h.Planf("lock %s/.slipway/lock is held: %s", h.Dir, (&LockHeldError{Info: st.Info, Age: st.Age}).Error())
+		} else {
+			h.Planf("take lock %s/.slipway/lock (mkdir + rename), release it at the end", h.Dir)
+		}
+		return &Lock{h: h, token: info.Token}, nil
+	}
+	data, err := json.Marshal(info)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(wait)
+	announced := false
+	for {
+		st, err := h.tryLock(ctx, data)
+		if err != nil {
+			return nil, err
+		}
+		if st.acquired {
+			return &Lock{h: h, token: info.Token}, nil
+		}
+		held := &LockHeldError{Info: st.info, Age: st.age}
+		if ttl > 0 && st.age > ttl {
+			h.logf("warning: taking over a stale deploy lock (%s old, over the %s TTL): %s", st.age, ttl, held.Error())
+			if err := h.breakLock(ctx, st.info.Token); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if !time.Now().Before(deadline) {
+			return nil, held
+		}
+		if !announced {
+			h.logf("waiting up to %s for the deploy lock: %s", time.Until(deadline).Round(time.Second), held.Error())
+			announced = true
+		}
+		t := time.NewTimer(lockPoll(time.Until(deadline)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("waiting for the deploy lock: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func lockPoll(left time.Duration) time.Duration {
+	const p = time.Second
+	if left < p && left > 0 {
+		return left
+	}
+	return p
+}
+
+// breakLock removes a stale lock, but only if it still holds token (another
+// deploy may have taken it over meanwhile).
+func (h *Host) breakLock(ctx context.Context, token string) error {
+	script := h.dirVar() + `l="$d/.slipway/lock"; t="$d/.slipway/.stale-` + randHex(6) + `"
+if [ -z ` + q(token) + ` ] || grep -qF ` + q(`"token":"`+token+`"`) + ` "$l/info" 2>/dev/null; then
+  mv -T "$l" "$t" 2>/dev/null && rm -rf "$t"
+fi
+exit 0`
+	if _, err := h.runQuiet(ctx, script, nil); err != nil {
+		return fmt.Errorf("removing the stale deploy lock: %w", err)
+	}
+	return nil
+}
+
+// Release removes the lock if it is still this deploy's. Call it with a fresh
+// bounded context even after the deploy's context was cancelled.
+func (l *Lock) Release(ctx context.Context) error {
+	if l == nil {
+		return nil
+	}
+	h := l.h
+	if h.DryRun {
+		return nil
+	}
+	script := h.dirVar() + `l="$d/.slipway/lock"
+if grep -qF ` + q(`"token":"`+l.token+`"`) + ` "$l/info" 2>/dev/null; then rm -rf "$l"; fi`
+	if _, err := h.runQuiet(ctx, script, nil); err != nil {
+		return fmt.Errorf("releasing the deploy lock %s/.slipway/lock (run slipway unlock if it stays): %w", h.Dir, err)
+	}
+	return nil
+}
+
+// LockStatus is a lock as found on the server.
+type LockStatus struct {
+	Info LockInfo
+	Age  time.Duration
+}
+
+// ReadLock returns the lock's holder, or nil when the lock is free.
+func (h *Host) ReadLock(ctx context.Context) (*LockStatus, error) {
+	script := h.dirVar() + `l="$d/.slipway/lock"
+[ -e "$l" ] || exit 0
+now=$(date +%s)
+m=$(stat -c %Y "$l/info" 2>/dev/null || stat -c %Y "$l" 2>/dev/null || echo "$now")
+echo "age=$((now - m))"
+cat "$l/info" 2>/dev/null
+exit 0`
+	out, err := h.runQuiet(ctx, script, nil)
+	if err != nil {
+		return nil, fmt.Errorf("reading the deploy lock: %w", err)
+	}
+	if len(strings.TrimSpace(string(out))) == 0 {
+		return nil, nil
+	}
+	st := parseLockOutput(out)
+	return &LockStatus{Info: st.info, Age: st.age}, nil
+}
+
+// ForceUnlock removes the lock whoever holds it, returning what it held (nil if free).
+func (h *Host) ForceUnlock(ctx context.Context) (*LockStatus, error) {
+	st, err := h.ReadLock(ctx)
+	if err != nil || st == nil {
+		return st, err
+	}
+	if h.DryRun {
+		h.Planf("rm -rf %s/.slipway/lock", h.Dir)
+		return st, nil
+	}
+	if err := h.breakLock(ctx, ""); err != nil {
+		return st, err
+	}
+	return st, nil
+}
+
+func (h *Host) logf(format string, a ...any) {
+	if h.Log != nil {
+		h.Log.Printf(format, a...)
+	}
+}

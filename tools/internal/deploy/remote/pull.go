@@ -1,0 +1,110 @@
+package remote
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/slipway-dev/slipway/tools/internal/sshx"
+)
+
+// Exit statuses of the pull script, so a refused login (nothing changed) is
+// told apart from a failed pull.
+const (
+	exitLogin = 41
+	exitPull  = 42
+)
+
+// ErrRegistryLogin is a registry login refused on the server (wrong or
+// missing credentials): nothing was changed.
+var ErrRegistryLogin = errors.New("registry login failed on the server")
+
+// ErrPull is a failed image pull on the server.
+var ErrPull = errors.New("pulling images on the server failed")
+
+// Pull makes the release's images present on the server. dockerConfig, when
+// not empty, is a config.json with "auths" for the registries; it is sent over
+// stdin into a private temporary DOCKER_CONFIG directory that exists only
+// for this one session and is removed when it ends (also on failure), so no
+// credential stays on the server or shows in any process's argv. registries
+// are logged in to first (`docker login` verifies the forwarded credentials).
+//
+// images are pulled with `docker pull` in parallel, skipping those already
+// present (they are pinned by digest, so present means identical); when images
+// is empty (an image reference the agent could not read statically),
+// `compose pull` of the release does it instead.
+func (h *Host) Pull(ctx context.Context, release string, images []string, registries []string, dockerConfig []byte) error {
+	if h.DryRun {
+		if len(dockerConfig) > 0 {
+			h.Planf("mktemp -d (private DOCKER_CONFIG), credentials for %s over stdin, docker login (verify) %s", strings.Join(registries, ", "), strings.Join(registries, " "))
+		}
+		if len(images) > 0 {
+			h.Planf("docker pull (missing only, in parallel): %s", strings.Join(images, " "))
+		} else {
+			h.Planf("%s", sshx.QuoteArgs(h.ComposeArgs(release, "pull")...))
+		}
+		if len(dockerConfig) > 0 {
+			h.Planf("rm -rf the temporary DOCKER_CONFIG")
+		}
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("set -u\n")
+	if len(dockerConfig) > 0 {
+		b.WriteString(`t=$(mktemp -d "${TMPDIR:-/tmp}/slipway-auth.XXXXXXXX") || exit ` + fmt.Sprint(exitLogin) + `
+trap 'rm -rf "$t"' EXIT
+trap 'rm -rf "$t"; exit 129' HUP INT TERM PIPE
+chmod 700 "$t"
+(umask 077; cat > "$t/config.json") || exit ` + fmt.Sprint(exitLogin) + `
+DOCKER_CONFIG=$t; export DOCKER_CONFIG
+`)
+		for _, r := range registries {
+			// No -u/-p: docker login verifies the stored credentials, which
+			// never appear in a command line.
+			fmt.Fprintf(&b, "docker login %s </dev/null >/dev/null || { echo \"registry login to %s failed: check SLIPWAY_REGISTRY_USER/SLIPWAY_REGISTRY_PASSWORD\" >&2; exit %d; }\n", q(r), r, exitLogin)
+		}
+	} else {
+		b.WriteString("exec </dev/null\n")
+	}
+	if len(images) > 0 {
+		b.WriteString("pids=\n")
+		for _, img := range images {
+			fmt.Fprintf(&b, "if ! docker image inspect --format . %s >/dev/null 2>&1; then docker pull -q %s >/dev/null & pids=\"$pids $!\"; fi\n", q(img), q(img))
+		}
+		fmt.Fprintf(&b, "fail=0\nfor p in $pids; do wait $p || fail=1; done\n[ $fail = 0 ] || exit %d\n", exitPull)
+	} else {
+		fmt.Fprintf(&b, "cd %s && %s || exit %d\n", q(h.Dir+"/releases/"+release), sshx.QuoteArgs(h.ComposeArgs(release, "pull")...), exitPull)
+	}
+	b.WriteString("exit 0\n")
+	w := h.logWriter()
+	defer w.Close()
+	var stderr bytes.Buffer
+	err := h.Conn.Run(ctx, b.String(), bytes.NewReader(dockerConfig), nil, teeWriter{&stderr, w})
+	if err == nil {
+		return nil
+	}
+	msg := lastLine(stderr.String())
+	switch ExitCode(err) {
+	case exitLogin:
+		return fmt.Errorf("%w: %s", ErrRegistryLogin, msg)
+	case exitPull:
+		return fmt.Errorf("%w: %s", ErrPull, msg)
+	}
+	return fmt.Errorf("%w: %v", ErrPull, err)
+}
+
+type teeWriter struct {
+	a, b interface{ Write([]byte) (int, error) }
+}
+
+func (t teeWriter) Write(p []byte) (int, error) {
+	t.a.Write(p)
+	return t.b.Write(p)
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}

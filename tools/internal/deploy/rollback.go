@@ -1,0 +1,265 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/slipway-dev/slipway/tools/internal/deploy/remote"
+	"github.com/slipway-dev/slipway/tools/internal/exit"
+	"github.com/slipway-dev/slipway/tools/internal/progress"
+	"github.com/slipway-dev/slipway/tools/internal/regauth"
+)
+
+// RollbackOptions configure Rollback.
+type RollbackOptions struct {
+	Target
+	To            string        // release (commit or unique prefix); default: the one before current
+	Parallel      int           // hosts at a time, default 1
+	HealthTimeout time.Duration // default 2m
+	SmokeURL      string
+	LockWait      time.Duration
+	LockTTL       time.Duration // default 30m
+	JSON          bool
+	Stdout        io.Writer
+	Log           *progress.Logger
+	Getenv        func(string) string
+}
+
+// Rollback switches every host back to an earlier release that is still on
+// it: compose up of that release directory, the health gate, then `current`.
+// A host whose rollback fails is put back on the release it was on (exit 4;
+// 5 if that fails too).
+func Rollback(ctx context.Context, ro RollbackOptions) (*Result, error) {
+	o := Options{Target: ro.Target, Parallel: ro.Parallel, HealthTimeout: ro.HealthTimeout, SmokeURL: ro.SmokeURL,
+		LockWait: ro.LockWait, LockTTL: ro.LockTTL, JSON: ro.JSON, Stdout: ro.Stdout, Log: ro.Log, Getenv: ro.Getenv}
+	o.setDefaults()
+	if _, err := o.validate(); err != nil {
+		return nil, err
+	}
+	hosts, err := o.hostList()
+	if err != nil {
+		return nil, err
+	}
+	if ro.To != "" && (len(ro.To) < 4 || strings.Trim(ro.To, "0123456789abcdef") != "") {
+		return nil, exit.Usagef("--to %q: want a release commit (at least 4 lower-case hex digits), as `slipway releases` lists them", ro.To)
+	}
+	res := &Result{Command: "rollback", Release: ro.To}
+	runs := make([]*hostRun, len(hosts))
+	for i, h := range hosts {
+		runs[i] = &hostRun{name: h, res: &HostResult{Host: h, Status: StatusSkipped}}
+	}
+	defer closeRuns(ctx, runs)
+	fanOut(ctx, len(runs), o.Parallel, false, func(ctx context.Context, i int) bool {
+		r := runs[i]
+		r.start = time.Now()
+		rollbackHost(ctx, &o, ro.To, r)
+		r.res.Seconds = time.Since(r.start).Seconds()
+		if res.Project == "" && r.d != nil {
+			res.Project = r.d.Host.Project
+		}
+		return r.res.Status == StatusDeployed
+	})
+	for _, r := range runs {
+		if r.conn != nil {
+			r.res.Handshakes = r.conn.c.Handshakes()
+		}
+	}
+	if res.Release == "" && len(runs) == 1 {
+		res.Release = runs[0].res.Release
+	}
+	return finish(ctx, &o, res, runs)
+}
+
+// closeRuns releases every lock and closes every connection, also after a cancel.
+func closeRuns(ctx context.Context, runs []*hostRun) {
+	cctx, cancel := cleanupContext(ctx, 30*time.Second)
+	defer cancel()
+	done := make(chan struct{}, len(runs))
+	n := 0
+	for _, r := range runs {
+		if r.conn == nil {
+			continue
+		}
+		n++
+		go func() {
+			defer func() { done <- struct{}{} }()
+			if err := r.lock.Release(cctx); err != nil {
+				r.conn.log.Warnf("%v", err)
+			}
+			r.res.Handshakes = r.conn.c.Handshakes()
+			r.conn.c.Close()
+		}()
+	}
+	for ; n > 0; n-- {
+		<-done
+	}
+}
+
+func rollbackHost(ctx context.Context, o *Options, to string, r *hostRun) {
+	log := o.Log.With(r.name)
+	fail := func(err error) {
+		r.res.Status = StatusFailed
+		r.res.err = err
+		r.res.Error = err.Error()
+		log.Printf("failed, nothing changed: %v", err)
+	}
+	c, err := o.Target.dial(ctx, r.name, log)
+	if err != nil {
+		fail(err)
+		return
+	}
+	r.conn = c
+	h := c.h
+	facts, err := h.Probe(ctx)
+	if err != nil {
+		fail(err)
+		return
+	}
+	r.res.Dir, r.res.Compose = facts.Dir, string(facts.Compose)
+	lock, err := h.AcquireLock(ctx, remote.LockInfo{Owner: whoami(), PID: os.Getpid(), BuildURL: o.Getenv("BUILD_URL"),
+		Command: "rollback", Time: time.Now().UTC().Format(time.RFC3339)}, o.LockWait, o.LockTTL)
+	if err != nil {
+		fail(err)
+		return
+	}
+	r.lock = lock
+	rels, current, err := h.Releases(ctx)
+	if err != nil {
+		fail(err)
+		return
+	}
+	target, err := pickRollback(rels, current, to)
+	if err != nil {
+		fail(err)
+		return
+	}
+	r.res.Release, r.res.Previous = target.Name, current
+	project := ""
+	if target.Meta != nil {
+		project = target.Meta.Project
+	}
+	for _, rel := range rels {
+		if project == "" && rel.Name == current && rel.Meta != nil {
+			project = rel.Meta.Project
+		}
+	}
+	if project == "" {
+		fail(fmt.Errorf("release %s has no readable release.json naming its compose project", target.Name))
+		return
+	}
+	h.Project = project
+	var images, envHosts, registries []string
+	if target.Meta != nil {
+		images = target.Meta.Images
+		for _, s := range target.Meta.Services {
+			if hst, err := regauth.HostOf(s.Image); err == nil {
+				envHosts = append(envHosts, hst)
+			}
+		}
+		seen := map[string]bool{}
+		for _, img := range images {
+			if hst, err := regauth.HostOf(img); err == nil && !seen[hst] {
+				seen[hst] = true
+				registries = append(registries, hst)
+			}
+		}
+		sort.Strings(registries)
+	}
+	dockerConfig, logins, err := registryConfig(registries, envHosts, o.Getenv)
+	if err != nil {
+		fail(err)
+		return
+	}
+	strategy := Strategy(Recreate{})
+	if target.Meta != nil {
+		if s, ok := strategyNamed(target.Meta.Strategy); ok {
+			strategy = s
+		}
+	}
+	d := &HostDeploy{Host: h, Conn: c.c, Release: target.Name, Previous: current, Log: log,
+		cfg:    hostConfig{healthTimeout: o.HealthTimeout, smokeURL: o.SmokeURL},
+		images: images, dockerConfig: dockerConfig, registries: logins}
+	if len(images) == 0 {
+		d.images = nil
+	}
+	r.d = d
+	log.Printf("rolling back from %s to %s", orNone(short(current)), short(target.Name))
+	if err := strategy.Apply(ctx, d); err != nil {
+		if !d.Changed() {
+			fail(err)
+			return
+		}
+		r.res.err = err
+		r.res.Error = err.Error()
+		var he *HealthError
+		if errors.As(err, &he) {
+			r.res.Failing = he.Failing
+		}
+		// Put the host back on the release it was on. That is "Previous" here.
+		revertHost(ctx, strategy, r, "")
+		return
+	}
+	if err := h.SwitchCurrent(ctx, target.Name); err != nil {
+		r.res.err = err
+		r.res.Error = err.Error()
+		revertHost(ctx, strategy, r, "")
+		return
+	}
+	r.res.Status = StatusDeployed
+	log.Printf("now on release %s (was %s)", short(target.Name), orNone(short(current)))
+}
+
+// pickRollback chooses the release to go back to: --to (a commit or unique
+// prefix), else the newest release older than current.
+func pickRollback(rels []remote.Release, current, to string) (remote.Release, error) {
+	if current == "" {
+		return remote.Release{}, errors.New("no current release on this host: nothing to roll back from; run slipway deploy")
+	}
+	if to != "" {
+		var found []remote.Release
+		for _, r := range rels {
+			if strings.HasPrefix(r.Name, to) {
+				found = append(found, r)
+			}
+		}
+		switch {
+		case len(found) == 0:
+			return remote.Release{}, exit.Usagef("--to %s: no such release on this host (slipway releases lists them)", to)
+		case len(found) > 1:
+			return remote.Release{}, exit.Usagef("--to %s: ambiguous, matches %d releases; give more digits", to, len(found))
+		case found[0].Name == current:
+			return remote.Release{}, exit.Usagef("--to %s: that is the current release", to)
+		}
+		return found[0], nil
+	}
+	for i, r := range rels { // newest first
+		if r.Name == current {
+			if i+1 < len(rels) {
+				return rels[i+1], nil
+			}
+			break
+		}
+	}
+	// current not in the list, or the oldest: take the newest other release.
+	for _, r := range rels {
+		if r.Name != current && !r.Time().After(timeOf(rels, current)) {
+			return r, nil
+		}
+	}
+	return remote.Release{}, errors.New("no release before the current one is kept on this host; nothing to roll back to")
+}
+
+func timeOf(rels []remote.Release, name string) time.Time {
+	for _, r := range rels {
+		if r.Name == name {
+			return r.Time()
+		}
+	}
+	return time.Now().Add(24 * time.Hour)
+}

@@ -1,0 +1,214 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/slipway-dev/slipway/tools/internal/deploy/remote"
+	"github.com/slipway-dev/slipway/tools/internal/progress"
+)
+
+// Strategy moves one host from its previous release to a new one whose files
+// are already uploaded, and back. The host fan-out, the lock, the upload, the
+// `current` switch and pruning are the same for every strategy and live
+// outside it.
+//
+// Apply must call d.MarkChanged() before its first step that changes what
+// runs on the host; an error after that makes the caller Revert the host (exit
+// 4, or 5 when Revert fails), an error before it means nothing changed (exit 1).
+type Strategy interface {
+	Name() string
+	Apply(ctx context.Context, d *HostDeploy) error
+	// Revert brings the host back to d.Previous (serving, health-gated); with no
+	// previous release (a first deploy) it stops what Apply started.
+	Revert(ctx context.Context, d *HostDeploy) error
+}
+
+var (
+	strategiesMu sync.Mutex
+	strategies   = map[string]Strategy{}
+)
+
+// Register adds a strategy (rolling and swarm register themselves the same way).
+func Register(s Strategy) {
+	strategiesMu.Lock()
+	defer strategiesMu.Unlock()
+	strategies[s.Name()] = s
+}
+
+// Strategies lists the registered strategy names.
+func Strategies() []string {
+	strategiesMu.Lock()
+	defer strategiesMu.Unlock()
+	var names []string
+	for n := range strategies {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func strategyNamed(name string) (Strategy, bool) {
+	strategiesMu.Lock()
+	defer strategiesMu.Unlock()
+	s, ok := strategies[name]
+	return s, ok
+}
+
+func init() { Register(Recreate{}) }
+
+// HostDeploy is one host's deploy as a strategy sees it.
+type HostDeploy struct {
+	Host     *remote.Host // Dir, Project and compose flavour are set
+	Conn     Conn
+	Release  string // the new release (commit), uploaded to releases/<Release>
+	Previous string // the release `current` pointed to before, "" on a first deploy
+	Log      *progress.Logger
+
+	cfg          hostConfig
+	images       []string // images to pull; nil: compose pull
+	dockerConfig []byte   // config.json with auths for the pull, nil for none
+	registries   []string
+
+	mu      sync.Mutex
+	changed bool
+}
+
+// MarkChanged records that the host is about to change (see Strategy).
+func (d *HostDeploy) MarkChanged() {
+	d.mu.Lock()
+	d.changed = true
+	d.mu.Unlock()
+}
+
+// Changed reports whether MarkChanged was called.
+func (d *HostDeploy) Changed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.changed
+}
+
+// hostConfig is what a strategy needs of the command's options.
+type hostConfig struct {
+	healthTimeout time.Duration
+	smokeURL      string
+	preDeploy     string
+}
+
+// HealthTimeout is the deploy's --health-timeout.
+func (d *HostDeploy) HealthTimeout() time.Duration { return d.cfg.healthTimeout }
+
+// Pull makes the new release's images present, with registry credentials
+// that exist on the server only for that one command.
+func (d *HostDeploy) Pull(ctx context.Context) error {
+	return d.Host.Pull(ctx, d.Release, d.images, d.registries, d.dockerConfig)
+}
+
+// Compose runs a compose command on a release.
+func (d *HostDeploy) Compose(ctx context.Context, release string, args ...string) error {
+	return d.Host.Compose(ctx, release, args...)
+}
+
+// PreDeploy runs the --pre-deploy hook (`compose run --rm SERVICE sh -c
+// COMMAND`) on the new release; a no-op without a hook.
+func (d *HostDeploy) PreDeploy(ctx context.Context) error {
+	svc, cmd, ok := parseHook(d.cfg.preDeploy)
+	if !ok {
+		return nil
+	}
+	d.Log.Printf("pre-deploy hook: %s: %s", svc, cmd)
+	if err := d.Compose(ctx, d.Release, "run", "--rm", "-T", svc, "sh", "-c", cmd); err != nil {
+		return fmt.Errorf("pre-deploy hook %q failed, nothing switched: %w", d.cfg.preDeploy, err)
+	}
+	return nil
+}
+
+// HealthGate waits until the project's containers pass, then fetches the
+// smoke URL; see healthGate.
+func (d *HostDeploy) HealthGate(ctx context.Context, release string) error {
+	return healthGate(ctx, d.Host, d.Conn, d.cfg.healthTimeout, d.cfg.smokeURL, release, d.Log)
+}
+
+func parseHook(s string) (svc, cmd string, ok bool) {
+	svc, cmd, ok = strings.Cut(s, ":")
+	svc, cmd = strings.TrimSpace(svc), strings.TrimSpace(cmd)
+	return svc, cmd, ok && svc != "" && cmd != ""
+}
+
+// upTimeout bounds one `compose up` (it waits for depends_on health
+// conditions itself); the health gate has its own --health-timeout.
+const upTimeout = 15 * time.Minute
+
+// Recreate is the default strategy: pull, pre-deploy hook, then `compose up -d
+// --remove-orphans`, which recreates changed services (a short downtime for
+// them) and leaves unchanged ones running, then the health gate.
+type Recreate struct{}
+
+// Name is "recreate".
+func (Recreate) Name() string { return "recreate" }
+
+// Apply converges the host to the new release.
+func (Recreate) Apply(ctx context.Context, d *HostDeploy) error {
+	start := time.Now()
+	if err := d.Pull(ctx); err != nil {
+		if !errors.Is(err, remote.ErrRegistryLogin) {
+			// The contract treats a failed pull as a failed deploy: the
+			// previous release is re-deployed and health-checked (exit 4).
+			d.MarkChanged()
+		}
+		return err
+	}
+	d.Log.Done("pull", start)
+	if err := d.PreDeploy(ctx); err != nil {
+		// `run` starts the hook service's dependencies from the new release;
+		// converge the previous release again so nothing stays switched.
+		rctx, cancel := cleanupContext(ctx, upTimeout)
+		var rerr error
+		if d.Previous != "" {
+			rerr = d.Compose(rctx, d.Previous, "up", "-d", "--remove-orphans")
+		} else {
+			rerr = d.Compose(rctx, d.Release, "down", "--remove-orphans")
+		}
+		cancel()
+		if rerr != nil {
+			d.Log.Warnf("restoring the services after the failed hook: %v", rerr)
+		}
+		return err
+	}
+	d.MarkChanged()
+	start = time.Now()
+	uctx, cancel := context.WithTimeout(ctx, upTimeout)
+	defer cancel()
+	if err := d.Compose(uctx, d.Release, "up", "-d", "--remove-orphans"); err != nil {
+		return fmt.Errorf("converging: %w", err)
+	}
+	d.Log.Done("up", start)
+	return d.HealthGate(ctx, d.Release)
+}
+
+// Revert converges the previous release again (or takes a first release down,
+// keeping its volumes) and health-gates it.
+func (Recreate) Revert(ctx context.Context, d *HostDeploy) error {
+	uctx, cancel := context.WithTimeout(ctx, upTimeout)
+	defer cancel()
+	if d.Previous == "" {
+		d.Log.Printf("no previous release: stopping release %s (volumes kept)", short(d.Release))
+		return d.Compose(uctx, d.Release, "down", "--remove-orphans")
+	}
+	if err := d.Compose(uctx, d.Previous, "up", "-d", "--remove-orphans"); err != nil {
+		return fmt.Errorf("re-deploying release %s: %w", short(d.Previous), err)
+	}
+	return d.HealthGate(ctx, d.Previous)
+}
+
+func short(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
+}

@@ -1,0 +1,784 @@
+package testrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/slipway-dev/slipway/tools/internal/composecli"
+	"github.com/slipway-dev/slipway/tools/internal/engine"
+	"github.com/slipway-dev/slipway/tools/internal/exit"
+	"github.com/slipway-dev/slipway/tools/internal/manifest"
+	"github.com/slipway-dev/slipway/tools/internal/progress"
+)
+
+// pollInterval is how often the engine is asked about the stack's containers
+// while waiting for dependencies and tests.
+const pollInterval = 200 * time.Millisecond
+
+// tailLines is how much of a failing service's log is printed.
+const tailLines = 30
+
+// Run runs the test stack described by opts and returns its summary (also
+// written to <results>/summary.json once the stack was started). The error
+// carries the exit code: 2 bad input, 3 tests failed or timed out, 130
+// cancelled, 1 anything else. The stack is always torn down.
+func Run(ctx context.Context, opts Options) (*Summary, error) {
+	if err := defaults(&opts); err != nil {
+		return nil, err
+	}
+	log := opts.Log
+	files, err := findFiles(opts.WorkDir, opts.Files)
+	if err != nil {
+		return nil, err
+	}
+	var m *manifest.Manifest
+	manifestPath := opts.Manifest
+	if manifestPath != "" {
+		if !filepath.IsAbs(manifestPath) {
+			manifestPath = filepath.Join(opts.WorkDir, manifestPath)
+		}
+		if m, err = manifest.Read(manifestPath); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkImageVars(files, m, opts.Manifest); err != nil {
+		return nil, err
+	}
+	base := filepath.Base(filepath.Dir(files[0]))
+	if m != nil {
+		base = m.Project
+	}
+	name := RunName(base, lookupEnv(opts.Environ, "BUILD_TAG"))
+	environ := append(append([]string{}, opts.Environ...), imageEnv(m)...)
+
+	p, err := loadProject(ctx, files, name, environ)
+	if err != nil {
+		return nil, err
+	}
+	tests, err := SelectTests(p, opts.Services)
+	if err != nil {
+		return nil, err
+	}
+	if p, err = p.WithServicesEnabled(tests...); err != nil {
+		return nil, exit.Usagef("enabling test services %s: %v", strings.Join(tests, ", "), err)
+	}
+	needed, err := closure(p, tests)
+	if err != nil {
+		return nil, err
+	}
+	paths, err := resultsPaths(p, tests, opts.ResultsPaths)
+	if err != nil {
+		return nil, err
+	}
+
+	compose, err := composecli.Detect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := engine.New(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer eng.Close()
+	images, err := resolveImages(ctx, eng, p, needed, m, opts.Manifest)
+	if err != nil {
+		return nil, err
+	}
+	stack, warnings, err := prepare(p, needed, images)
+	if err != nil {
+		return nil, err
+	}
+	rendered, err := render(stack, compose.V1())
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", "slipway-test-")
+	if err != nil {
+		return nil, fmt.Errorf("creating a temporary directory: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	// 0600: the rendered file holds the interpolated environment.
+	file := filepath.Join(tmp, "compose.slipway-test.json")
+	if err := os.WriteFile(file, rendered, 0o600); err != nil {
+		return nil, fmt.Errorf("writing the rendered test stack: %w", err)
+	}
+
+	r := &runner{
+		opts: opts, log: log, eng: eng, compose: compose, stack: stack, images: images,
+		paths: paths, tests: tests, needed: needed,
+		cp: composecli.Project{Name: name, Files: []string{file}, ProjectDir: stack.WorkingDir, Env: environ, Log: log.With("compose")},
+		sum: &Summary{
+			SchemaVersion: SummarySchemaVersion, Project: name, Files: files, Manifest: opts.Manifest,
+			Compose: compose.String(), Tests: tests, Failed: []string{}, Warnings: warnings,
+			Services: map[string]*ServiceResult{},
+		},
+	}
+	if m != nil {
+		r.sum.Commit = m.Commit
+	}
+	for _, w := range warnings {
+		log.Warnf("%s", w)
+	}
+	return r.run(ctx)
+}
+
+func defaults(o *Options) error {
+	if o.Log == nil {
+		o.Log = progress.Discard()
+	}
+	if o.WorkDir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return fmt.Errorf("finding the working directory: %w", err)
+		}
+		o.WorkDir = wd
+	}
+	if o.Environ == nil {
+		o.Environ = os.Environ()
+	}
+	if o.ResultsDir == "" {
+		o.ResultsDir = DefaultResultsDir
+	}
+	if !filepath.IsAbs(o.ResultsDir) {
+		o.ResultsDir = filepath.Join(o.WorkDir, o.ResultsDir)
+	}
+	if o.Timeout < 0 {
+		return exit.Usagef("--timeout %s: must not be negative (0 means no limit)", o.Timeout)
+	}
+	if o.StopGrace <= 0 {
+		o.StopGrace = 10 * time.Second
+	}
+	if o.TeardownTimeout <= 0 {
+		o.TeardownTimeout = 2 * time.Minute
+	}
+	return nil
+}
+
+func lookupEnv(environ []string, key string) string {
+	for i := len(environ) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(environ[i], key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// runner is one run of a prepared stack.
+type runner struct {
+	opts    Options
+	log     *progress.Logger
+	eng     *engine.Client
+	compose *composecli.CLI
+	cp      composecli.Project
+	stack   *types.Project
+	images  map[string]imageSource
+	paths   map[string][]string // results paths by service
+	tests   []string
+	needed  []string
+	sum     *Summary
+
+	mu       sync.Mutex
+	svcs     map[string]*service
+	failure  *failure // the first dependency failure, if any
+	streams  sync.WaitGroup
+	stopLogs context.CancelFunc
+	warned   map[string]bool
+}
+
+// service is the run's view of one compose service.
+type service struct {
+	name       string
+	cfg        types.ServiceConfig
+	test       bool
+	started    bool
+	containers []engine.Container
+	stopped    bool // stopped by slipway (timeout, failed dependency)
+}
+
+// failure is why a run stopped early because of a dependency.
+type failure struct {
+	service string
+	outcome string
+	msg     string
+	code    int // exit code: TestsFailed, or Usage for a stack that cannot work
+}
+
+func (r *runner) run(ctx context.Context) (*Summary, error) {
+	start := time.Now()
+	r.sum.Started = start.UTC()
+	log := r.log
+	log.Printf("test stack %s: tests %s, with %s (%s)", r.cp.Name, strings.Join(r.tests, ", "),
+		strings.Join(r.dependencies(), ", "), r.compose)
+
+	// Teardown happens whatever happens below, on its own bounded context so
+	// that a cancelled run (Jenkins abort) still cleans up.
+	defer r.teardown(ctx)
+
+	if err := r.cleanResults(); err != nil {
+		return nil, err
+	}
+	runCtx, cancel := ctx, context.CancelFunc(func() {})
+	if r.opts.Timeout > 0 {
+		runCtx, cancel = context.WithTimeout(ctx, r.opts.Timeout)
+	}
+	defer cancel()
+	logCtx, stopLogs := context.WithCancel(context.WithoutCancel(ctx))
+	r.stopLogs = stopLogs
+	defer stopLogs()
+
+	err := r.up(runCtx)
+	upFailed := err != nil
+	if err == nil {
+		err = r.execute(runCtx, logCtx)
+	}
+
+	cancelled := ctx.Err() != nil
+	timedOut := !cancelled && runCtx.Err() != nil
+	result, code, msg := ResultPassed, exit.OK, ""
+	switch {
+	case cancelled:
+		result, code, msg = ResultCancelled, exit.Cancelled, "cancelled (SIGINT/SIGTERM)"
+	case timedOut:
+		result, code, msg = ResultTimeout, exit.TestsFailed, r.timeoutMessage()
+	case r.failure != nil:
+		result, code, msg = ResultFailed, r.failure.code, r.failure.msg
+	case upFailed || err != nil:
+		result, code, msg = ResultError, exit.Code(err), err.Error()
+	}
+
+	if !cancelled {
+		// Collecting results and logs gets its own bound: the run's own
+		// context may be past its deadline.
+		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute+r.opts.StopGrace)
+		r.stopEarly(cctx, timedOut)
+		r.waitLogs()
+		r.collect(cctx)
+		ccancel()
+	}
+	r.finish(result, timedOut)
+	if result == ResultPassed && len(r.sum.Failed) > 0 {
+		result, code = ResultFailed, exit.TestsFailed
+		msg = "test services failed: " + strings.Join(r.sum.Failed, ", ")
+	}
+	r.sum.Result, r.sum.ExitCode, r.sum.Message = result, code, msg
+	r.sum.Finished = time.Now().UTC()
+	r.sum.DurationSeconds = seconds(time.Since(start))
+	if !cancelled {
+		if werr := writeSummary(r.opts.ResultsDir, r.sum); werr != nil {
+			log.Warnf("writing %s: %v", filepath.Join(r.opts.ResultsDir, "summary.json"), werr)
+		}
+		r.report()
+	}
+
+	switch result {
+	case ResultPassed:
+		log.Printf("tests passed: %s", strings.Join(r.tests, ", "))
+		return r.sum, nil
+	case ResultCancelled:
+		return r.sum, fmt.Errorf("test run %s cancelled: %w", r.cp.Name, context.Canceled)
+	case ResultError:
+		if err == nil {
+			err = errors.New(msg)
+		}
+		return r.sum, exit.With(code, fmt.Errorf("test stack %s: %w", r.cp.Name, err))
+	default:
+		return r.sum, exit.With(code, fmt.Errorf("%s; see %s", msg, filepath.Join(r.rel(r.opts.ResultsDir), "summary.json")))
+	}
+}
+
+// dependencies are the needed services that are not tests.
+func (r *runner) dependencies() []string {
+	var out []string
+	for _, n := range r.needed {
+		if !contains(r.tests, n) {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		return []string{"no dependencies"}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+// cleanResults removes what an earlier run left where this one writes, so
+// Jenkins never publishes stale JUnit files. Only slipway's own outputs go:
+// the results directory may hold other things.
+func (r *runner) cleanResults() error {
+	dir := r.opts.ResultsDir
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return exit.Usagef("--results %s: %v", dir, err)
+	}
+	stale := []string{"summary.json", "logs"}
+	for _, n := range r.needed {
+		stale = append(stale, n)
+	}
+	for _, s := range stale {
+		if err := os.RemoveAll(filepath.Join(dir, s)); err != nil {
+			return fmt.Errorf("clearing old results %s: %w", filepath.Join(dir, s), err)
+		}
+	}
+	return os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
+}
+
+// up builds the test-only images and creates the stack's networks, volumes
+// and containers without starting anything: starting is done service by
+// service, as the depends_on conditions allow.
+func (r *runner) up(ctx context.Context) error {
+	var builds []string
+	for _, n := range r.needed {
+		if r.images[n].Built != "" {
+			builds = append(builds, n)
+		}
+	}
+	if len(builds) > 0 {
+		t := time.Now()
+		r.log.Printf("building test-only images: %s", strings.Join(builds, ", "))
+		if err := r.compose.Run(ctx, r.cp, append([]string{"build"}, builds...)...); err != nil {
+			return fmt.Errorf("building test-only services: %w", err)
+		}
+		r.log.Done("building test-only images", t)
+	}
+	args := []string{"up", "--no-start", "--no-build"}
+	if err := r.compose.Run(ctx, r.cp, append(args, r.needed...)...); err != nil {
+		return fmt.Errorf("creating the stack: %w", err)
+	}
+	return nil
+}
+
+// execute starts services as their dependencies allow and watches every
+// container until all test services have exited, a dependency fails, or ctx
+// ends.
+func (r *runner) execute(ctx, logCtx context.Context) error {
+	r.svcs = map[string]*service{}
+	for _, n := range r.needed {
+		cfg, _ := r.stack.GetService(n)
+		r.svcs[n] = &service{name: n, cfg: cfg, test: contains(r.tests, n)}
+	}
+	r.warned = map[string]bool{}
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for {
+		if err := r.refresh(ctx); err != nil {
+			return err
+		}
+		if f := r.checkDependencies(); f != nil {
+			r.fail(f)
+			return nil
+		}
+		ready, f := r.readyToStart()
+		if f != nil {
+			r.fail(f)
+			return nil
+		}
+		for _, s := range ready {
+			if err := r.start(ctx, logCtx, s); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				r.fail(&failure{service: s.name, outcome: OutcomeNotStarted, code: exit.TestsFailed,
+					msg: fmt.Sprintf("service %s could not start: %v", s.name, err)})
+				return nil
+			}
+		}
+		if r.testsDone() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (r *runner) fail(f *failure) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failure == nil {
+		r.failure = f
+	}
+}
+
+// refresh reads the state of every container of the run.
+func (r *runner) refresh(ctx context.Context) error {
+	cs, err := r.eng.ProjectContainers(ctx, r.cp.Name)
+	if err != nil {
+		return err
+	}
+	for _, s := range r.svcs {
+		s.containers = s.containers[:0]
+	}
+	for _, c := range cs {
+		if s, ok := r.svcs[c.Service]; ok && !c.OneOff {
+			s.containers = append(s.containers, c)
+		}
+	}
+	return nil
+}
+
+// checkDependencies fails the run when a started dependency has died: compose
+// itself would go on (docker/compose #6776), leaving the tests to hang or
+// to pass against a dead service.
+func (r *runner) checkDependencies() *failure {
+	for _, n := range r.needed {
+		s := r.svcs[n]
+		if s.test || !s.started {
+			continue
+		}
+		for _, c := range s.containers {
+			if c.RestartCount > 0 && !r.warned["restart:"+c.Name] {
+				r.warned["restart:"+c.Name] = true
+				r.log.Warnf("dependency %s restarted (restart policy) after exiting with code %d", n, c.ExitCode)
+			}
+			if !c.Exited() {
+				continue
+			}
+			if c.ExitCode != 0 || c.OOMKilled {
+				why := fmt.Sprintf("exited with code %d", c.ExitCode)
+				if c.OOMKilled {
+					why += " (killed: out of memory)"
+				}
+				when := "while the tests were running"
+				if !r.anyTestStarted() {
+					when = "before the tests started"
+				}
+				return &failure{service: n, outcome: OutcomeCrashed, code: exit.TestsFailed,
+					msg: fmt.Sprintf("dependency %s %s %s", n, why, when)}
+			}
+			if !r.completes(n) && !r.warned["exit:"+c.Name] {
+				r.warned["exit:"+c.Name] = true
+				r.log.Warnf("dependency %s exited with code 0 while the stack was running", n)
+			}
+		}
+	}
+	return nil
+}
+
+// completes reports whether some service waits for n to complete.
+func (r *runner) completes(n string) bool {
+	for _, s := range r.svcs {
+		if d, ok := s.cfg.DependsOn[n]; ok && d.Condition == types.ServiceConditionCompletedSuccessfully {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *runner) anyTestStarted() bool {
+	for _, t := range r.tests {
+		if r.svcs[t].started {
+			return true
+		}
+	}
+	return false
+}
+
+// readyToStart returns the services whose dependencies' conditions hold.
+func (r *runner) readyToStart() ([]*service, *failure) {
+	var ready []*service
+	for _, n := range r.needed {
+		s := r.svcs[n]
+		if s.started {
+			continue
+		}
+		ok := true
+		for _, dep := range sortedDeps(s.cfg.DependsOn) {
+			d := s.cfg.DependsOn[dep]
+			ds, known := r.svcs[dep]
+			if !known {
+				continue // optional dependency outside the stack
+			}
+			met, f := r.conditionMet(ds, d.Condition, n)
+			if f != nil {
+				return nil, f
+			}
+			if !met {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			ready = append(ready, s)
+		}
+	}
+	return ready, nil
+}
+
+func sortedDeps(deps types.DependsOnConfig) []string {
+	out := make([]string, 0, len(deps))
+	for d := range deps {
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// conditionMet evaluates one depends_on condition of dependent on dep.
+func (r *runner) conditionMet(dep *service, condition, dependent string) (bool, *failure) {
+	if !dep.started {
+		return false, nil
+	}
+	if len(dep.containers) == 0 {
+		return false, nil
+	}
+	switch condition {
+	case types.ServiceConditionHealthy:
+		for _, c := range dep.containers {
+			switch {
+			case c.Exited():
+				return false, &failure{service: dep.name, outcome: OutcomeCrashed, code: exit.TestsFailed,
+					msg: fmt.Sprintf("dependency %s exited with code %d before becoming healthy (%s waits for it to be healthy)", dep.name, c.ExitCode, dependent)}
+			case c.Health == "":
+				if c.Running {
+					return false, &failure{service: dep.name, outcome: OutcomeNotHealthy, code: exit.Usage,
+						msg: fmt.Sprintf("service %s depends on %s with condition service_healthy, but %s has no healthcheck (neither in the compose file nor in its image): add one, or use condition service_started", dependent, dep.name, dep.name)}
+				}
+				return false, nil
+			case c.Health == "unhealthy":
+				return false, &failure{service: dep.name, outcome: OutcomeUnhealthy, code: exit.TestsFailed,
+					msg: fmt.Sprintf("dependency %s is unhealthy (%s waits for it to be healthy); last health check: %s", dep.name, dependent, orNone(c.HealthOutput))}
+			case c.Health != "healthy":
+				return false, nil
+			}
+		}
+		return true, nil
+	case types.ServiceConditionCompletedSuccessfully:
+		for _, c := range dep.containers {
+			if !c.Exited() {
+				return false, nil
+			}
+			if c.ExitCode != 0 {
+				return false, &failure{service: dep.name, outcome: OutcomeFailed, code: exit.TestsFailed,
+					msg: fmt.Sprintf("dependency %s exited with code %d; %s needs it to complete successfully", dep.name, c.ExitCode, dependent)}
+			}
+		}
+		return true, nil
+	default: // service_started, and compose's default
+		return true, nil
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(no output)"
+	}
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	return strings.ReplaceAll(s, "\n", " | ")
+}
+
+// start starts every container of a service. Compose v1 attached only the
+// first network when it created the container; the others are attached here,
+// with the aliases compose would give.
+func (r *runner) start(ctx, logCtx context.Context, s *service) error {
+	if len(s.containers) == 0 {
+		return fmt.Errorf("compose created no container for it")
+	}
+	for _, c := range s.containers {
+		if s.cfg.NetworkMode == "" {
+			for key, nc := range s.cfg.Networks {
+				netName := key
+				if n, ok := r.stack.Networks[key]; ok && n.Name != "" {
+					netName = n.Name
+				}
+				if contains(c.Networks, netName) {
+					continue
+				}
+				aliases := []string{s.name}
+				var ipv4, ipv6 string
+				if nc != nil {
+					aliases = append(aliases, nc.Aliases...)
+					ipv4, ipv6 = nc.Ipv4Address, nc.Ipv6Address
+				}
+				if err := r.eng.ConnectNetwork(ctx, netName, c.ID, aliases, ipv4, ipv6); err != nil {
+					return err
+				}
+			}
+		}
+		if err := r.eng.StartContainer(ctx, c.ID); err != nil {
+			return err
+		}
+		if s.test {
+			r.stream(logCtx, s, c)
+		}
+	}
+	s.started = true
+	if s.test {
+		r.log.Printf("started test service %s", s.name)
+	} else {
+		r.log.Printf("started %s", s.name)
+	}
+	return nil
+}
+
+// stream shows a test container's output live, prefixed by its service.
+func (r *runner) stream(ctx context.Context, s *service, c engine.Container) {
+	name := s.name
+	if len(s.containers) > 1 {
+		name = fmt.Sprintf("%s-%d", s.name, c.Number)
+	}
+	r.streams.Add(1)
+	go func() {
+		defer r.streams.Done()
+		w := r.log.With(name).Writer()
+		defer w.Close()
+		_ = r.eng.ContainerLogs(ctx, c, true, w)
+	}()
+}
+
+// waitLogs lets live log streams drain, then cuts them off.
+func (r *runner) waitLogs() {
+	done := make(chan struct{})
+	go func() { r.streams.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+	r.stopLogs()
+	<-done
+}
+
+// testsDone reports whether every test service ran and exited.
+func (r *runner) testsDone() bool {
+	for _, t := range r.tests {
+		s := r.svcs[t]
+		if !s.started {
+			return false
+		}
+		for _, c := range s.containers {
+			if !c.Exited() {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// timeoutMessage names what the run was waiting for when time ran out.
+func (r *runner) timeoutMessage() string {
+	prefix := fmt.Sprintf("timed out after %s", r.opts.Timeout)
+	if r.svcs == nil {
+		return prefix + " while building and creating the stack"
+	}
+	// A dependency the next service still waits on is the likely culprit.
+	for _, n := range r.needed {
+		s := r.svcs[n]
+		if s.started {
+			continue
+		}
+		for _, dep := range sortedDeps(s.cfg.DependsOn) {
+			ds, ok := r.svcs[dep]
+			if !ok {
+				continue
+			}
+			cond := s.cfg.DependsOn[dep].Condition
+			if met, _ := r.conditionMet(ds, cond, n); met {
+				continue
+			}
+			if !ds.started {
+				continue
+			}
+			switch cond {
+			case types.ServiceConditionHealthy:
+				health, out := "", ""
+				for _, c := range ds.containers {
+					health, out = c.Health, c.HealthOutput
+				}
+				r.markWaiting(dep, OutcomeNotHealthy)
+				return fmt.Sprintf("%s: dependency %s never became healthy (health: %s; last health check: %s); %s waits for it",
+					prefix, dep, orNone(health), orNone(out), n)
+			case types.ServiceConditionCompletedSuccessfully:
+				return fmt.Sprintf("%s: dependency %s never completed; %s waits for it", prefix, dep, n)
+			}
+		}
+	}
+	var running []string
+	for _, t := range r.tests {
+		if r.svcs[t].started && !r.exited(t) {
+			running = append(running, t)
+		}
+	}
+	if len(running) > 0 {
+		return fmt.Sprintf("%s: test services still running: %s", prefix, strings.Join(running, ", "))
+	}
+	return prefix
+}
+
+func (r *runner) markWaiting(dep, outcome string) {
+	r.fail(&failure{service: dep, outcome: outcome, code: exit.TestsFailed})
+}
+
+func (r *runner) exited(n string) bool {
+	for _, c := range r.svcs[n].containers {
+		if !c.Exited() {
+			return false
+		}
+	}
+	return true
+}
+
+// stopEarly stops test containers still running after a timeout or a failed
+// dependency, giving them their grace period to write results.
+func (r *runner) stopEarly(ctx context.Context, timedOut bool) {
+	if r.svcs == nil {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, t := range r.tests {
+		s := r.svcs[t]
+		for _, c := range s.containers {
+			if !c.Running && !c.Restarting {
+				continue
+			}
+			s.stopped = true
+			grace := r.opts.StopGrace
+			if s.cfg.StopGracePeriod != nil {
+				grace = time.Duration(*s.cfg.StopGracePeriod)
+			}
+			why := "a dependency failed"
+			if timedOut {
+				why = "the timeout expired"
+			}
+			r.log.Printf("stopping test service %s (%s), %s grace to write results", t, why, progress.Duration(grace))
+			wg.Add(1)
+			go func(id string) {
+				defer wg.Done()
+				if err := r.eng.StopContainer(ctx, id, grace); err != nil {
+					r.log.Warnf("%v", err)
+				}
+			}(c.ID)
+		}
+	}
+	wg.Wait()
+}
+
+func seconds(d time.Duration) float64 {
+	return float64(d.Round(10*time.Millisecond)) / float64(time.Second)
+}
+
+// rel shows a path relative to the working directory when it lies below it.
+func (r *runner) rel(p string) string {
+	if rp, err := filepath.Rel(r.opts.WorkDir, p); err == nil && !strings.HasPrefix(rp, "..") {
+		return rp
+	}
+	return p
+}

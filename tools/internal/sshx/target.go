@@ -1,6 +1,7 @@
 package sshx
 
 import (
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -90,8 +91,9 @@ func ParseTarget(s string) (Target, error) {
 	if strings.HasPrefix(t.Host, "-") {
 		return bad("host name starts with '-'")
 	}
-	if strings.ContainsAny(t.Host, "]@,") {
-		return bad("host name contains ']', '@' or ','")
+	// The characters OpenSSH's valid_hostname refuses, plus brackets.
+	if i := strings.IndexAny(t.Host, "[]@,'`\"$\\;&<>|(){}"); i >= 0 {
+		return bad(fmt.Sprintf("host name contains %q", t.Host[i]))
 	}
 	return t, nil
 }

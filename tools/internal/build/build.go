@@ -85,6 +85,9 @@ func Run(ctx context.Context, o Options) (*manifest.Manifest, error) {
 		s.ImageID = id
 		m.Services[svc] = s
 	}
+	if err := rebase(m, o.Plan.WorkDir, o.Manifest); err != nil {
+		return nil, err
+	}
 	if err := manifest.Write(o.Manifest, m); err != nil {
 		return nil, err
 	}
@@ -95,6 +98,43 @@ func Run(ctx context.Context, o Options) (*manifest.Manifest, error) {
 		}
 	}
 	return m, nil
+}
+
+// rebase makes the manifest's paths (which plan gives relative to the working
+// directory) relative to the manifest's own directory, so that later commands
+// find the compose files wherever they are run from.
+func rebase(m *manifest.Manifest, workDir, manifestPath string) error {
+	if workDir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return err
+		}
+		workDir = wd
+	}
+	mdir, err := filepath.Abs(filepath.Dir(manifestPath))
+	if err != nil {
+		return err
+	}
+	fix := func(p string) string {
+		if p == "" {
+			return p
+		}
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(workDir, p)
+		}
+		if r, err := filepath.Rel(mdir, p); err == nil && r != ".." && !strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+			return r
+		}
+		return p
+	}
+	for i, f := range m.ComposeFiles {
+		m.ComposeFiles[i] = fix(f)
+	}
+	for i, f := range m.EnvFiles {
+		m.EnvFiles[i] = fix(f)
+	}
+	m.ProjectDir = fix(m.ProjectDir)
+	return nil
 }
 
 // Engine is the part of the Docker engine build needs.
@@ -185,7 +225,7 @@ func Images(ctx context.Context, eng Engine, p *plan.Plan, cfg Config) (map[stri
 		}
 		return nil, err
 	}
-	cfg.Log.Done(fmt.Sprintf("%d image(s) built", len(ids)), start)
+	cfg.Log.Printf("%d image(s) built in %s", len(ids), progress.Duration(time.Since(start)))
 	return ids, nil
 }
 
@@ -351,7 +391,7 @@ func buildOne(ctx context.Context, eng Engine, p *plan.Plan, b plan.Build, cfg C
 		}
 		return "", &Error{Service: b.Service, Err: fmt.Errorf("%w (is the engine still running? see 'docker info')", err)}
 	}
-	log.Done("built "+shortID(id), start)
+	log.Printf("built %s in %s", shortID(id), progress.Duration(time.Since(start)))
 	return id, nil
 }
 

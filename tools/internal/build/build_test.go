@@ -31,7 +31,6 @@ type fakeEngine struct {
 	fail      map[string]bool
 	opts      map[string]engine.BuildOptions
 	pulls     []string
-	violation string
 }
 
 func newFake(services ...string) *fakeEngine {

@@ -1,0 +1,131 @@
+package slipway
+
+import com.cloudbees.groovy.cps.NonCPS
+
+/**
+ * Builds what a step hands to `sh`: the binary's argv from the checked parameters (Spec order,
+ * every value through Shell.quote) and the small POSIX script around it that streams the
+ * binary's stderr to the console while keeping a copy, saves its stdout and exit code, and
+ * turns a docker config.json credential into DOCKER_CONFIG. Pure functions: no pipeline steps.
+ */
+class Cli implements Serializable {
+    private static final long serialVersionUID = 1L
+
+    /** The words after the binary's path: the command, then its flags. */
+    @NonCPS
+    static List<String> argv(String step, Map values) {
+        List<String> words = [Shell.quote(Spec.command(step))]
+        for (Map.Entry e : Spec.params(step).entrySet()) {
+            Map p = (Map) e.value
+            Object v = values[e.key]
+            if (!p.flag || !Params.isSet(v)) {
+                continue
+            }
+            switch (p.type) {
+                case Spec.BOOLEAN:
+                    words.add((String) p.flag)
+                    break
+                case Spec.LIST:
+                    for (Object item : (List) v) {
+                        words.add((String) p.flag)
+                        words.add(p.hostUser && Params.isSet(values.sshCredentialsId) ? hostWord(item.toString()) : Shell.quote(item))
+                    }
+                    break
+                case Spec.CREDENTIALS:
+                    words.add((String) p.flag)
+                    words.add(Shell.env((String) p.secretVar))
+                    break
+                default:
+                    words.add((String) p.flag)
+                    words.add(Shell.quote(v))
+            }
+        }
+        if (Spec.json(step)) {
+            words.add('--json')
+        }
+        return words
+    }
+
+    /**
+     * A host without user@ gets the SSH credential's username, expanded by the shell:
+     * "${SLIPWAY_SSH_USER:+$SLIPWAY_SSH_USER@}"'host' (nothing when the credential has none).
+     */
+    @NonCPS
+    static String hostWord(String host) {
+        if (host.contains('@')) {
+            return Shell.quote(host)
+        }
+        String u = Spec.SSH_USER
+        return '"${' + u + ':+$' + u + '@}"' + Shell.quote(host)
+    }
+
+    /**
+     * The script for one run of the binary. o: bin (path), words (from argv), runDir,
+     * dockerConfig (bind DOCKER_CONFIG to the file credential), showStdout (print stdout after
+     * the run; off for --json commands whose stdout the step parses).
+     * Runs under Jenkins' `sh -xe`: tracing and errexit are turned off first, so the binary's
+     * exit code is captured instead of aborting the script.
+     */
+    @NonCPS
+    static String script(Map o) {
+        String bin = Shell.quote(o.bin)
+        String cmd = bin + ' ' + Shell.join((List) o.words)
+        List<String> lines = []
+        lines.add('set +x +e')
+        lines.add('run=' + Shell.quote(o.runDir))
+        lines.add('rm -rf "$run" && mkdir -p "$run" || exit 1')
+        if (o.dockerConfig) {
+            // The credential file is linked, not copied: no second copy of the secret on disk.
+            lines.add('DOCKER_CONFIG="$run/docker-config"; export DOCKER_CONFIG')
+            lines.add('mkdir -m 700 "$DOCKER_CONFIG" && ln -s ' + Shell.env(Spec.DOCKER_CONFIG_FILE) + ' "$DOCKER_CONFIG/config.json" || exit 1')
+        }
+        lines.add("printf '%s\\n' " + Shell.quote('+ ' + cmd))
+        lines.add('{ ' + cmd + ' >"$run/stdout"; echo "$?" >"$run/rc"; } 2>&1 | tee "$run/stderr"')
+        lines.add('rc=$(cat "$run/rc" 2>/dev/null); [ -n "$rc" ] || rc=1')
+        if (o.showStdout) {
+            lines.add('cat "$run/stdout"')
+        }
+        lines.add('tail -n 40 "$run/stderr" >"$run/stderr.tail" 2>/dev/null')
+        if (o.dockerConfig) {
+            lines.add('rm -rf "$run/docker-config"')
+        }
+        lines.add('exit "$rc"')
+        return lines.join('\n') + '\n'
+    }
+
+    /** The binary's last error line from the tail of its stderr ("slipway: error: ..."). */
+    @NonCPS
+    static String lastError(String tail) {
+        if (tail == null) {
+            return ''
+        }
+        String[] lines = tail.replaceAll('\u001B\\[[0-9;]*[A-Za-z]', '').split('\r?\n')
+        String last = ''
+        for (int i = lines.length - 1; i >= 0; i--) {
+            String l = lines[i].trim()
+            int at = l.indexOf('slipway: error: ')
+            if (at >= 0) {
+                return clip(l.substring(at + 'slipway: error: '.length()))
+            }
+            if (!last && l) {
+                last = l
+            }
+        }
+        return clip(last)
+    }
+
+    @NonCPS
+    private static String clip(String s) {
+        return s.length() > 500 ? s.substring(0, 497) + '...' : s
+    }
+
+    /** The message a failed run becomes: "<step>: slipway <command> failed (exit N: meaning): line". */
+    @NonCPS
+    static String failure(String step, int code, String errorLine) {
+        String m = "${step}: slipway ${Spec.command(step)} failed (exit ${code}: ${Spec.exitMeaning(code)})"
+        if (errorLine) {
+            m += ': ' + errorLine
+        }
+        return m.toString()
+    }
+}

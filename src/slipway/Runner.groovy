@@ -1,0 +1,94 @@
+package slipway
+
+/**
+ * What every step does around the binary: check the parameters, obtain the binary, bind the
+ * credentials, run the command with `sh`, and report the outcome. Steps stay a page long.
+ * CPS code: plain loops, no closures handed to collection methods; pure work is @NonCPS in
+ * Params, Cli, Credentials and Results.
+ */
+class Runner implements Serializable {
+    private static final long serialVersionUID = 1L
+
+    final def steps
+    final String step
+
+    Runner(def steps, String step) {
+        this.steps = steps
+        this.step = step
+    }
+
+    /** The caller's parameters checked and merged over defaults; stops the build on bad input. */
+    Map check(Map defaults, Object given) {
+        Map r = Params.check(step, defaults, given)
+        if (r.error) {
+            steps.error((String) r.error)
+        }
+        return (Map) r.values
+    }
+
+    /**
+     * Runs the step's command. Returns [status: exit code, errorLine: the binary's last error
+     * line, stdout: its stdout (for --json commands, else null), runDir].
+     */
+    Map run(Map values) {
+        String bin = new Binary(steps, step).obtain((String) values.tool)
+        String runDir = nextRunDir()
+        String script = Cli.script(bin: bin, words: Cli.argv(step, values), runDir: runDir,
+                dockerConfig: Params.isSet(values.dockerConfigCredentialsId), showStdout: !Spec.json(step))
+        List bindings = bindings(values)
+        int status
+        if (bindings.isEmpty()) {
+            status = steps.sh(script: script, returnStatus: true)
+        } else {
+            steps.withCredentials(bindings) {
+                status = steps.sh(script: script, returnStatus: true)
+            }
+        }
+        String tail = steps.fileExists("${runDir}/stderr.tail") ? steps.readFile("${runDir}/stderr.tail") : ''
+        String stdout = null
+        if (Spec.json(step) && steps.fileExists("${runDir}/stdout")) {
+            stdout = steps.readFile("${runDir}/stdout")
+        }
+        return [status: status, errorLine: Cli.lastError(tail), stdout: stdout, runDir: runDir]
+    }
+
+    /** Stops the build with the binary's exit code and last error line. */
+    void fail(Map result) {
+        steps.error(Cli.failure(step, (int) result.status, (String) result.errorLine))
+    }
+
+    /** The parsed JSON file at path (relative to the current directory), or null when absent. */
+    Object readJson(String path) {
+        if (!steps.fileExists(path)) {
+            return null
+        }
+        return Results.parse(steps.readFile(path))
+    }
+
+    List bindings(Map values) {
+        List out = []
+        List wanted = Credentials.bindings(values)
+        for (int i = 0; i < wanted.size(); i++) {
+            Map b = (Map) wanted[i]
+            switch (b.kind) {
+                case 'usernamePassword':
+                    out.add(steps.usernamePassword((Map) b.args))
+                    break
+                case 'sshUserPrivateKey':
+                    out.add(steps.sshUserPrivateKey((Map) b.args))
+                    break
+                default:
+                    out.add(steps.file((Map) b.args))
+            }
+        }
+        return out
+    }
+
+    /** A fresh directory per run under pwd(tmp: true), numbered within the build. */
+    String nextRunDir() {
+        String tmp = steps.pwd(tmp: true)
+        int seq = Integer.parseInt((String) (steps.env.SLIPWAY_RUN_SEQ ?: '0')) + 1
+        steps.env.SLIPWAY_RUN_SEQ = seq.toString()
+        return "${tmp}/slipway/runs/${seq}-${Spec.command(step)}".toString()
+    }
+}

@@ -190,11 +190,11 @@ func loadCompose(ctx context.Context, opts Options, interpolate bool) (*types.Pr
 		)
 	}
 
-	po, err := composecli.NewProjectOptions(nil, fns...)
+	po, err := composecli.NewProjectOptions(files, fns...)
 	if err != nil {
 		return nil, src, usageErr(ctx, "", err)
 	}
-	project, err := po.LoadProject(ctx)
+	project, err := loadProjectSafely(ctx, po)
 	if err != nil {
 		return nil, src, usageErr(ctx, strings.Join(src.files, ", "), err)
 	}
@@ -356,11 +356,15 @@ func usageErr(ctx context.Context, files string, err error) error {
 	if errors.As(err, &e) {
 		return err
 	}
-	msg := err.Error()
-	if files != "" && !mentionsAny(msg, strings.Split(files, ", ")) {
-		return exit.Usagef("loading compose file %s: %v", files, err)
+	var list []string
+	if files != "" {
+		list = strings.Split(files, ", ")
 	}
-	return exit.Usagef("loading compose project: %v", err)
+	msg := withLocation(err.Error(), list)
+	if files != "" && !mentionsAny(msg, list) {
+		return exit.With(exit.Usage, fmt.Errorf("loading compose file %s: %w", files, withMsg{msg, err}))
+	}
+	return exit.With(exit.Usage, fmt.Errorf("loading compose project: %w", withMsg{msg, err}))
 }
 
 func mentionsAny(msg string, files []string) bool {
@@ -370,4 +374,24 @@ func mentionsAny(msg string, files []string) bool {
 		}
 	}
 	return false
+}
+
+// withMsg replaces an error's text but keeps it for errors.Is/As.
+type withMsg struct {
+	msg string
+	err error
+}
+
+func (e withMsg) Error() string { return e.msg }
+func (e withMsg) Unwrap() error { return e.err }
+
+// loadProjectSafely turns a panic inside compose-go (a loader bug on some
+// input) into a bad-input error instead of a crash with a stack trace.
+func loadProjectSafely(ctx context.Context, po *composecli.ProjectOptions) (p *types.Project, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p, err = nil, fmt.Errorf("the compose loader failed on this input (%v); check the file with 'docker compose config'", r)
+		}
+	}()
+	return po.LoadProject(ctx)
 }

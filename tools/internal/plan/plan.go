@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -47,7 +48,8 @@ type Plan struct {
 	Git      *gitinfo.Info      // the git state the tags were computed from
 }
 
-// Build is one image to build.
+// Build is one image to build. Two builds may share an Image when their
+// build: sections are identical (web and worker run from one image).
 type Build struct {
 	Service   string
 	Image     string   // repository without tag
@@ -128,8 +130,11 @@ func Load(ctx context.Context, opts Options) (*Plan, error) {
 		if err != nil {
 			return nil, exit.With(exit.Usage, err)
 		}
-		if other, ok := images[repo]; ok {
-			return nil, exit.Usagef("services %q and %q would both build image %s: give one of them a different image:", other, n, repo)
+		// web and worker sharing one image built the same way is a common
+		// pattern; two different builds into one repository would overwrite
+		// each other's tags.
+		if other, ok := images[repo]; ok && !reflect.DeepEqual(*project.Services[other].Build, *svc.Build) {
+			return nil, exit.Usagef("services %q and %q build image %s from different build: sections, so one would overwrite the other's tags: give one of them a different image:", other, n, repo)
 		}
 		images[repo] = n
 		for _, t := range tags {

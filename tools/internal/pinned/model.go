@@ -74,6 +74,7 @@ func LoadModel(ctx context.Context, o LoadOptions) (Model, error) {
 		return nil, err
 	}
 	relativize(m, dir)
+	settleOptionalEnvFiles(m, dir)
 	m["name"] = o.ProjectName
 	return m, nil
 }
@@ -138,6 +139,40 @@ func applyProfiles(m Model, active []string) error {
 		}
 	}
 	return nil
+}
+
+// settleOptionalEnvFiles decides `required: false` env files now: one that
+// exists travels with the release and becomes required; one that does not is
+// dropped. Compose v1 and docker stack deploy know no optional env files.
+func settleOptionalEnvFiles(m Model, dir string) {
+	for _, v := range services(m) {
+		s, _ := v.(map[string]any)
+		list, ok := s["env_file"].([]any)
+		if !ok {
+			continue
+		}
+		kept := list[:0]
+		for _, e := range list {
+			em, ok := e.(map[string]any)
+			if req, isBool := em["required"].(bool); ok && isBool && !req {
+				p, _ := em["path"].(string)
+				full := p
+				if !filepath.IsAbs(full) {
+					full = filepath.Join(dir, p)
+				}
+				if _, err := os.Stat(full); err != nil {
+					continue
+				}
+				em["required"] = true
+			}
+			kept = append(kept, e)
+		}
+		if len(kept) == 0 {
+			delete(s, "env_file")
+		} else {
+			s["env_file"] = kept
+		}
+	}
 }
 
 // relativize rewrites absolute paths that lie inside dir as ./relative.

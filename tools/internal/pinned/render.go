@@ -353,6 +353,9 @@ func shortVolume(v map[string]any) (string, bool) {
 		}
 		return target, true // anonymous volume
 	}
+	if typ == "bind" && !strings.HasPrefix(src, ".") && !strings.HasPrefix(src, "/") && !strings.HasPrefix(src, "~") && !strings.HasPrefix(src, "$") {
+		src = "./" + src // without ./ the short syntax means a named volume
+	}
 	s := src + ":" + target
 	if ro, _ := v["read_only"].(bool); ro {
 		s += ":ro"

@@ -94,6 +94,8 @@ func Classify(err error) Kind {
 		return false
 	}
 	switch {
+	case has("manifest unknown", "name unknown", "no such image"):
+		return KindNotFound
 	case has("x509:", "certificate signed by unknown authority", "tls: failed to verify", "certificate is not valid", "server gave http response to https client"):
 		return KindTLS
 	case cerrdefs.IsUnauthorized(err), cerrdefs.IsPermissionDenied(err),
@@ -101,11 +103,12 @@ func Classify(err error) Kind {
 		return KindAuth
 	case has("toomanyrequests", "too many requests", " 429", "status: 429", "connection reset", "broken pipe", "i/o timeout", "tls handshake timeout",
 		"timeout exceeded", "unexpected eof", "500 internal server error", "502 bad gateway", "503 service unavailable", "504 gateway timeout",
-		"unexpected http status: 5", "status code 5", "unknown: ", "server misbehaving", "blob upload unknown"):
+		"unexpected http status: 5", "status code 5", "server misbehaving", "blob upload unknown"),
+		strings.HasPrefix(msg, "unknown: "): // the registry's UNKNOWN error code, a 5xx
 		return KindRetryable
 	case has("connection refused", "no such host", "no route to host", "network is unreachable", "host is unreachable"):
 		return KindUnreachable
-	case cerrdefs.IsNotFound(err), has("manifest unknown", "not found", "name unknown", "does not exist"):
+	case cerrdefs.IsNotFound(err), has("manifest unknown", "not found", "name unknown", "does not exist", "no such image"):
 		return KindNotFound
 	case cerrdefs.IsUnavailable(err), cerrdefs.IsInternal(err):
 		return KindRetryable

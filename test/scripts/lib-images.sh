@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034
 # Base fixture images (sourced by services.sh): a Debian base (docker pull, else
 # debootstrap + docker import, cached), then python/postgres/nginx built on it,
 # all pushed to the fixture registry.
@@ -60,7 +60,7 @@ DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives
 Acquire::Languages "none";
 EOF
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/var/log/*.log \
-    "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/locale/* "$root"/dev/*
+    "${root:?}"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/locale/* "${root:?}"/dev/*
   : >"$root/etc/hostname"
   rm -f "$root/etc/resolv.conf"
   tar --numeric-owner -C "$root" -cf "$DEBIAN_TAR.tmp" .

@@ -125,6 +125,9 @@ start_target_dockerd() {
     stop_pidfile "$dir/docker.pid" "$sock" 40
   fi
   rm -f "$dir/docker.pid"
+  # Leftovers of a dockerd that died (or of an earlier machine session):
+  # its containerd, shims and mounts under the exec-root.
+  cleanup_target_runtime "$name"
   mkdir -p "$dir/docker" "/run/slw/$name"
   start_bg "$dir/dockerd.log" nsenter --net="/run/netns/slw-$name" dockerd \
     --config-file "$dir/daemon.json" \
@@ -263,22 +266,31 @@ pids_matching() {
   done
 }
 
-stop_target() {
-  local name=$1 purge=$2 dir m p
+# cleanup_target_runtime NAME: with the target's dockerd stopped, end what it
+# left (containerd, shims: their command lines name its exec-root), unmount
+# what is mounted under its exec-root and data-root, clear the exec-root.
+cleanup_target_runtime() {
+  local name=$1 dir p m
   dir=$(target_dir "$name")
-  stop_pidfile "$dir/sshd.pid" "$dir/sshd_config" 5
-  # dockerd stops its containers (10 s each, in parallel) before exiting.
-  stop_pidfile "$dir/docker.pid" "$(target_sock "$name")" 40
   for p in $(pids_matching "/run/slw/$name/"); do
     [ "$p" = $$ ] || kill -KILL "$p" 2>/dev/null || true
   done
-  ip netns del "slw-$name" 2>/dev/null || true
-  ip link del "slwh-$name" 2>/dev/null || true
   for m in $(awk -v a="/run/slw/$name/" -v b="$dir/" 'index($2, a) == 1 || index($2, b) == 1 {print $2}' /proc/mounts | sort -r); do
     umount -l "$m" 2>/dev/null || true
   done
   rm -rf "/run/slw/$name"
   rm -f "$(target_sock "$name")"
+}
+
+stop_target() {
+  local name=$1 purge=$2 dir
+  dir=$(target_dir "$name")
+  stop_pidfile "$dir/sshd.pid" "$dir/sshd_config" 5
+  # dockerd stops its containers (10 s each, in parallel) before exiting.
+  stop_pidfile "$dir/docker.pid" "$(target_sock "$name")" 40
+  cleanup_target_runtime "$name"
+  ip netns del "slw-$name" 2>/dev/null || true
+  ip link del "slwh-$name" 2>/dev/null || true
   if [ "$purge" = 1 ]; then
     rm -rf "$dir"
     NOTE="stopped, data deleted"

@@ -80,10 +80,18 @@ ensure_packages() {
     return 0
   fi
   pkgs=$(awk '{print $2}' <<<"$miss" | sort -u | tr '\n' ' ')
+  pkgs=${pkgs% }
   if [ "$(id -u)" = 0 ] && [ -r /etc/debian_version ] && command -v apt-get >/dev/null; then
-    apt-get update -qq >/dev/null
+    local log=$STATE/apt.log
+    apt-get update -qq >"$log" 2>&1 || {
+      cat "$log" >&2
+      die "apt-get update failed (see above)"
+    }
     # shellcheck disable=SC2086
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs >/dev/null
+    DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 apt-get install -y -qq $pkgs >>"$log" 2>&1 || {
+      tail -n 30 "$log" >&2
+      die "apt-get install $pkgs failed (see above, full log $log)"
+    }
     miss=$(missing_packages)
     [ -z "$miss" ] || die "still missing after apt-get install: $(tr '\n' ' ' <<<"$miss")"
     NOTE="installed $pkgs"
@@ -340,13 +348,20 @@ lock_state() {
 }
 
 cmd_up() {
-  [ "$(id -u)" = 0 ] || die "services.sh up needs root (network namespaces, dockerd, /etc/docker/certs.d)"
-  local t0
+  local t0 sock
   t0=$(now_ms)
   case "$NTARGETS" in '' | *[!0-9]*) die "SLIPWAY_TARGETS must be a number 0..9, got '$NTARGETS'" ;; esac
   [ "$NTARGETS" -le 9 ] || die "SLIPWAY_TARGETS must be a number 0..9, got '$NTARGETS'"
-  step packages ensure_packages
+  case "$STATE" in /*) ;; *) die "SLIPWAY_TEST_STATE must be an absolute path, got '$STATE'" ;; esac
+  sock=$(target_sock t1)
+  [ ${#sock} -lt 100 ] ||
+    die "SLIPWAY_TEST_STATE is too long for unix socket paths ($sock, ${#sock} bytes; the limit is 107): use a shorter path"
+  if [ "$(id -u)" != 0 ]; then
+    step packages ensure_packages
+    die "services.sh up needs root (network namespaces, dockerd, /etc/docker/certs.d)"
+  fi
   lock_state
+  step packages ensure_packages
   step "agent engine" ensure_agent_docker
   step bridge ensure_bridge
   step certificates ensure_certs

@@ -572,7 +572,11 @@ func (s *stepLog) handle(m engine.Message) {
 	}
 }
 
+// ansi matches the colour codes the engine wraps a step's stderr in.
+var ansi = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
+
 func (s *stepLog) line(l string) {
+	l = ansi.ReplaceAllString(l, "")
 	s.log.Printf("%s", l)
 	if strings.HasPrefix(l, "Step ") {
 		s.step, s.lines = l, nil

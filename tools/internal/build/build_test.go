@@ -187,7 +187,10 @@ func TestFailureNamesServiceStepAndOutput(t *testing.T) {
 	p := testPlan(t, nil, "ok", "bad")
 	var logbuf bytes.Buffer
 	errc := make(chan error, 1)
-	go func() { _, err := Images(context.Background(), f, p, Config{Parallel: 2, Log: progress.New(&logbuf)}); errc <- err }()
+	go func() {
+		_, err := Images(context.Background(), f, p, Config{Parallel: 2, Log: progress.New(&logbuf)})
+		errc <- err
+	}()
 	<-f.started
 	<-f.started
 	close(f.gate["bad"]) // "ok" stays blocked: the failure must cancel it

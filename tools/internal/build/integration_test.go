@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/slipway-dev/slipway/tools/internal/engine"
+	"github.com/slipway-dev/slipway/tools/internal/exit"
 	"github.com/slipway-dev/slipway/tools/internal/manifest"
 	"github.com/slipway-dev/slipway/tools/internal/plan"
 	"github.com/slipway-dev/slipway/tools/internal/progress"
@@ -225,3 +227,25 @@ func runningWith(s string) (int, error) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+func TestRunMissingDockerfileIsBadInput(t *testing.T) {
+	env := testenv.Require(t)
+	repo := testenv.SampleAppRepo(t)
+	t.Setenv("SLIPWAY_FIXTURE_REGISTRY", env.FixtureRegistry)
+	if err := os.Remove(filepath.Join(repo, "web", "Dockerfile")); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(repo, "release.json")
+	_, err := Run(context.Background(), Options{Plan: plan.Options{WorkDir: repo, AllowDirty: true, Registry: env.Registry + "/slipway-it"}, Manifest: out})
+	if exit.Code(err) != exit.Usage {
+		t.Fatalf("want exit 2, got %d: %v", exit.Code(err), err)
+	}
+	for _, want := range []string{`"web"`, filepath.Join(repo, "web", "Dockerfile")} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if _, statErr := os.Stat(out); statErr == nil {
+		t.Error("a manifest was written for a failed build")
+	}
+}

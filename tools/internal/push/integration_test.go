@@ -1,0 +1,374 @@
+package push
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slipway-dev/slipway/tools/internal/build"
+	"github.com/slipway-dev/slipway/tools/internal/engine"
+	"github.com/slipway-dev/slipway/tools/internal/exit"
+	"github.com/slipway-dev/slipway/tools/internal/manifest"
+	"github.com/slipway-dev/slipway/tools/internal/pinned"
+	"github.com/slipway-dev/slipway/tools/internal/plan"
+	"github.com/slipway-dev/slipway/tools/internal/progress"
+	"github.com/slipway-dev/slipway/tools/internal/regauth"
+	"github.com/slipway-dev/slipway/tools/internal/testenv"
+)
+
+func randomName(t *testing.T) string {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	return "slwpush" + hex.EncodeToString(b[:])
+}
+
+func credEnv(user, pass string, extra map[string]string) func(string) string {
+	return func(k string) string {
+		switch k {
+		case regauth.EnvUser:
+			return user
+		case regauth.EnvPassword:
+			return pass
+		case "DOCKER_CONFIG":
+			return "/nonexistent-slipway-test"
+		}
+		return extra[k]
+	}
+}
+
+// registryDigest asks the registry itself (HEAD manifest, basic auth, the
+// test CA) which digest repo:tag has.
+func registryDigest(t *testing.T, env *testenv.Env, registry, repo, tag string) string {
+	t.Helper()
+	c, err := env.RegistryHTTPClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodHead, "https://"+registry+"/v2/"+repo+"/manifests/"+tag, nil)
+	req.Header.Set("Accept", strings.Join([]string{
+		"application/vnd.docker.distribution.manifest.v2+json",
+		"application/vnd.docker.distribution.manifest.list.v2+json",
+		"application/vnd.oci.image.manifest.v1+json",
+		"application/vnd.oci.image.index.v1+json",
+	}, ", "))
+	req.SetBasicAuth(env.RegistryUser, env.RegistryPassword)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("HEAD %s: %s", req.URL, resp.Status)
+	}
+	return resp.Header.Get("Docker-Content-Digest")
+}
+
+// TestSampleAppBuildPushPin is the whole first half of the pipeline on real
+// parts: build the sample app from a git repository, push it with the
+// environment credentials, check every digest with the registry, and check
+// the pinned compose file.
+func TestSampleAppBuildPushPin(t *testing.T) {
+	env := testenv.Require(t)
+	repo := testenv.SampleAppRepo(t)
+	t.Setenv("SLIPWAY_FIXTURE_REGISTRY", env.FixtureRegistry)
+	prefix := env.Registry + "/slipway-it/" + randomName(t)
+	getenv := credEnv(env.RegistryUser, env.RegistryPassword, nil)
+	var logbuf bytes.Buffer
+	log := progress.New(&logbuf)
+	man := filepath.Join(repo, "release.json")
+	os.MkdirAll(filepath.Join(repo, "out"), 0o755)
+
+	built, err := build.Run(context.Background(), build.Options{
+		Plan:     plan.Options{WorkDir: repo, Registry: prefix, Tags: []string{"{{.Commit}}", "it-{{.ShortCommit}}"}},
+		Manifest: man, Log: log, Getenv: getenv, Parallel: 2,
+	})
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, logbuf.String())
+	}
+	if got := built.ComposeFiles; len(got) != 1 || got[0] != "docker-compose.yml" {
+		t.Errorf("manifest compose files %v, want relative to the manifest's directory", got)
+	}
+
+	var stdout bytes.Buffer
+	pinnedPath := filepath.Join(repo, "out", "compose.pinned.yml")
+	m, err := Run(context.Background(), Options{Manifest: man, Pinned: pinnedPath, Log: log, Stdout: &stdout, Getenv: getenv})
+	if err != nil {
+		t.Fatalf("push: %v\n%s", err, logbuf.String())
+	}
+
+	// The manifest on disk has every digest, each one what the registry says.
+	onDisk, err := manifest.Read(man)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !onDisk.Pushed() {
+		t.Fatalf("manifest not marked pushed: %+v", onDisk.Services)
+	}
+	for name, s := range onDisk.Services {
+		repoPath := strings.TrimPrefix(s.Image, env.Registry+"/")
+		for _, tag := range s.Tags {
+			if got := registryDigest(t, env, env.Registry, repoPath, tag); got != s.Digest {
+				t.Errorf("%s:%s: registry has %s, manifest %s", name, tag, got, s.Digest)
+			}
+		}
+		if !strings.Contains(stdout.String(), name+" "+s.Image+"@"+s.Digest+"\n") {
+			t.Errorf("stdout lacks %s:\n%s", name, stdout.String())
+		}
+	}
+	if onDisk.PinnedCompose != "out/compose.pinned.yml" {
+		t.Errorf("pinnedCompose %q, want it relative to the manifest", onDisk.PinnedCompose)
+	}
+
+	// Images slipway did not build are pinned to what the registry holds.
+	pg := onDisk.External["db"]
+	if want := registryDigest(t, env, env.Registry, "slipway-fixtures/postgres", "15"); pg.Digest != want {
+		t.Errorf("external db digest %s, registry has %s", pg.Digest, want)
+	}
+	if m.External["proxy"].Digest == "" {
+		t.Error("proxy image not pinned")
+	}
+
+	text, err := os.ReadFile(pinnedPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"image: " + onDisk.Services["web"].Image + "@" + onDisk.Services["web"].Digest,
+		"image: " + env.FixtureRegistry + "/postgres@" + pg.Digest,
+		"${POSTGRES_PASSWORD:-sampleapp-demo-password}", // left for the server's .env
+		"${WEB_PORT:-8080}:80",
+		"./proxy/nginx.conf",
+	} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("pinned file lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(string(text), "build:") || strings.Contains(string(text), "SLIPWAY_FIXTURE_REGISTRY") {
+		t.Errorf("pinned file still builds or names agent variables:\n%s", text)
+	}
+	model, err := pinned.ReadFile(pinnedPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := pinned.ReferencedFiles(model, repo)
+	if err != nil || strings.Join(files, ",") != "proxy/nginx.conf" {
+		t.Errorf("referenced files %v %v", files, err)
+	}
+}
+
+// tinyImage builds a FROM scratch image tagged ref and returns a manifest
+// with that one service.
+func tinyImage(t *testing.T, ref string) (*manifest.Manifest, string) {
+	t.Helper()
+	eng, err := engine.New(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY id /\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "id"), []byte(randomName(t)), 0o644)
+	os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte("services:\n  tiny:\n    build: .\n"), 0o644)
+	i := strings.LastIndex(ref, ":")
+	repo, tg := ref[:i], ref[i+1:]
+	p := &plan.Plan{
+		Manifest: &manifest.Manifest{Project: "it", Commit: strings.Repeat("d", 40), ComposeFiles: []string{filepath.Join(dir, "compose.yaml")},
+			ProjectDir: dir, Services: map[string]manifest.Service{"tiny": {Image: repo, Tags: []string{tg}}}},
+		Builds: []plan.Build{{Service: "tiny", Image: repo, Tags: []string{tg}}},
+	}
+	p.Builds[0].Config.Context = dir
+	ids, err := build.Images(context.Background(), eng, p, build.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if e, err := engine.New(context.Background()); err == nil {
+			e.RemoveImage(context.Background(), ref, true)
+			e.Close()
+		}
+	})
+	m := p.Manifest
+	s := m.Services["tiny"]
+	s.ImageID = ids["tiny"]
+	m.Services["tiny"] = s
+	path := filepath.Join(t.TempDir(), "release.json")
+	if err := manifest.Write(path, m); err != nil {
+		t.Fatal(err)
+	}
+	return m, path
+}
+
+func TestWrongPasswordFailsFastNamingTheRegistry(t *testing.T) {
+	env := testenv.Require(t)
+	_, path := tinyImage(t, env.Registry+"/slipway-it/"+randomName(t)+":v1")
+	var logbuf bytes.Buffer
+	_, err := Run(context.Background(), Options{Manifest: path, Log: progress.New(&logbuf),
+		Getenv: credEnv(env.RegistryUser, "wrong-password-xyz", nil)})
+	if err == nil {
+		t.Fatal("push with a wrong password succeeded")
+	}
+	if exit.Code(err) != exit.Failed {
+		t.Errorf("exit code %d, want 1", exit.Code(err))
+	}
+	msg := err.Error()
+	t.Logf("error: %s", msg)
+	for _, want := range []string{"registry " + env.Registry + " refused the credentials", fmt.Sprintf("user %q", env.RegistryUser), "env SLIPWAY_REGISTRY_USER/SLIPWAY_REGISTRY_PASSWORD"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg+logbuf.String(), "wrong-password-xyz") {
+		t.Error("the password was printed")
+	}
+	if strings.Contains(logbuf.String(), "retrying") {
+		t.Errorf("an auth failure was retried:\n%s", logbuf.String())
+	}
+	if m, _ := manifest.Read(path); m.Services["tiny"].Digest != "" {
+		t.Error("a digest was recorded for a failed push")
+	}
+}
+
+func TestConfigJSONCredentials(t *testing.T) {
+	env := testenv.Require(t)
+	_, path := tinyImage(t, env.Registry+"/slipway-it/"+randomName(t)+":v1")
+	cfg := env.DockerConfig(t)
+	var stdout bytes.Buffer
+	var logbuf bytes.Buffer
+	_, err := Run(context.Background(), Options{Manifest: path, Stdout: &stdout, JSON: true, Log: progress.New(&logbuf),
+		Pinned: filepath.Join(t.TempDir(), "p.yml"),
+		Getenv: func(k string) string { return map[string]string{"DOCKER_CONFIG": cfg}[k] }})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logbuf.String())
+	}
+	var printed manifest.Manifest
+	if err := json.Unmarshal(stdout.Bytes(), &printed); err != nil {
+		t.Fatalf("--json output is not the manifest: %v\n%s", err, stdout.String())
+	}
+	back, _ := manifest.Read(path)
+	if d := back.Services["tiny"].Digest; d == "" || printed.Services["tiny"].Digest != d {
+		t.Fatalf("digest on disk %q, printed %q", d, printed.Services["tiny"].Digest)
+	}
+}
+
+func TestUnreachableRegistry(t *testing.T) {
+	testenv.Require(t)
+	// Nothing listens on this port of the test bridge.
+	_, path := tinyImage(t, "10.213.0.1:5999/slipway-it/"+randomName(t)+":v1")
+	_, err := Run(context.Background(), Options{Manifest: path, Getenv: credEnv("u", "p", nil)})
+	if err == nil {
+		t.Fatal("push to a closed port succeeded")
+	}
+	msg := err.Error()
+	t.Logf("error: %s", msg)
+	if !strings.Contains(msg, "registry 10.213.0.1:5999 is not reachable") {
+		t.Fatalf("unclear error:\n%s", msg)
+	}
+	if exit.Code(err) != exit.Failed {
+		t.Errorf("exit code %d, want 1", exit.Code(err))
+	}
+}
+
+// flakyRegistry is a plain-HTTP proxy on 127.0.0.1 (an insecure registry
+// for the engine by default) in front of the real TLS registry, failing the
+// first n manifest PUTs with 503.
+type flakyRegistry struct {
+	addr     string
+	mu       sync.Mutex
+	failLeft int
+	puts     int
+}
+
+func startFlaky(t *testing.T, env *testenv.Env, failures int) *flakyRegistry {
+	t.Helper()
+	client, err := env.RegistryHTTPClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &flakyRegistry{addr: ln.Addr().String(), failLeft: failures}
+	upstream, _ := url.Parse("https://" + env.Registry)
+	rp := &httputil.ReverseProxy{
+		Transport: client.Transport,
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(upstream)
+			r.Out.Header.Set("X-Forwarded-Proto", "http")
+			r.Out.Header.Set("X-Forwarded-Host", f.addr)
+		},
+	}
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if loc := resp.Header.Get("Location"); loc != "" {
+			resp.Header.Set("Location", strings.Replace(loc, "https://"+env.Registry, "http://"+f.addr, 1))
+		}
+		return nil
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") {
+			f.mu.Lock()
+			f.puts++
+			fail := f.failLeft > 0
+			if fail {
+				f.failLeft--
+			}
+			f.mu.Unlock()
+			if fail {
+				io.Copy(io.Discard, r.Body)
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]string{{"code": "UNAVAILABLE", "message": "injected by the test"}}})
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return f
+}
+
+func TestRetriesThroughAFlakyRegistry(t *testing.T) {
+	env := testenv.Require(t)
+	flaky := startFlaky(t, env, 2)
+	name := "slipway-it/" + randomName(t)
+	m, path := tinyImage(t, flaky.addr+"/"+name+":v1")
+	var logbuf bytes.Buffer
+	cfg := Config{Auth: regauth.New(regauth.Options{Getenv: credEnv(env.RegistryUser, env.RegistryPassword, nil), EnvHosts: []string{flaky.addr}}),
+		Log: progress.New(&logbuf), Retry: Retry{Attempts: 4, Initial: 100 * time.Millisecond, Max: time.Second}}
+	eng, err := engine.New(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	_ = path
+	digests, err := Images(context.Background(), eng, m, cfg)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logbuf.String())
+	}
+	if flaky.puts < 3 {
+		t.Errorf("%d manifest PUTs, want 3 (two failures, then success)", flaky.puts)
+	}
+	if !strings.Contains(logbuf.String(), "retrying in") {
+		t.Errorf("retries not logged:\n%s", logbuf.String())
+	}
+	if got := registryDigest(t, env, env.Registry, name, "v1"); got != digests["tiny"] {
+		t.Errorf("registry has %s, push recorded %s", got, digests["tiny"])
+	}
+}

@@ -15,7 +15,7 @@ import (
 
 // App returns the slipway command tree.
 func App() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:  "slipway",
 		Usage: "build, test, push and deploy docker-compose apps (the helper behind the Jenkins steps)",
 		Description: "slipway builds a compose project's images tagged with the git commit, runs its\n" +
@@ -50,6 +50,14 @@ func App() *cli.App {
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main decides the exit code
 	}
+	// A subcommand's flag errors are bad usage too (urfave only applies the
+	// app's OnUsageError to the app's own flags).
+	for _, c := range app.Commands {
+		if c.OnUsageError == nil {
+			c.OnUsageError = app.OnUsageError
+		}
+	}
+	return app
 }
 
 // usageErrors makes every subcommand's flag-parse error exit 2.

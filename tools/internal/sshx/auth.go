@@ -116,7 +116,8 @@ func loadKey(kf keyFile, ag *agentConn) (ssh.Signer, string, error) {
 	if !errors.As(err, &missing) {
 		return nil, "", exit.Usagef("SSH key %s is not a private key slipway can read: %v", kf.path, err)
 	}
-	if pass, ok := os.LookupEnv(PassphraseEnv); ok {
+	// An empty value counts as unset: CI systems often export unset secrets as "".
+	if pass := os.Getenv(PassphraseEnv); pass != "" {
 		s, err := ssh.ParsePrivateKeyWithPassphrase(b, []byte(pass))
 		if err != nil {
 			return nil, "", fmt.Errorf("decrypting SSH key %s with %s: %v; check the passphrase: %w", kf.path, PassphraseEnv, err, ErrPassphrase)

@@ -55,10 +55,11 @@ func (h *hop) checkAddr() string {
 
 func (h *hop) String() string {
 	s := h.user + "@" + h.addr()
-	if h.name != "" && h.name != h.host {
-		s = h.name + " (" + s + ")"
+	name := strings.TrimPrefix(h.name, "jump host ")
+	if name == "" || name == s || name == h.user+"@"+h.host {
+		return strings.TrimSuffix(h.name, name) + s
 	}
-	return s
+	return h.name + " (" + s + ")"
 }
 
 // sshConfig is the user's ssh config, then (only when the default file is

@@ -92,7 +92,7 @@ func Dial(ctx context.Context, target string, opts Options) (*Conn, error) {
 		if err != nil {
 			c.closeClients()
 			if i < len(route)-1 {
-				return nil, fmt.Errorf("connecting to %s through %s: %w", last.name, h.name, err)
+				return nil, fmt.Errorf("connecting to %s: %w", last.name, err)
 			}
 			return nil, err
 		}
@@ -100,6 +100,15 @@ func Dial(ctx context.Context, target string, opts Options) (*Conn, error) {
 		prev = client
 	}
 	c.client = prev
+	via := ""
+	if len(route) > 1 {
+		var hops []string
+		for _, h := range route[:len(route)-1] {
+			hops = append(hops, h.user+"@"+h.addr())
+		}
+		via = " via " + strings.Join(hops, ", ")
+	}
+	opts.Log.Printf("ssh: connected as %s to %s%s", last.user, last.addr(), via)
 	go c.watch()
 	if last.keepaliveInterval > 0 {
 		go c.keepalive(last.keepaliveInterval, last.keepaliveCount)

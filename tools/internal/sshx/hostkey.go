@@ -205,9 +205,10 @@ func normalizePin(s string) (string, error) {
 func (e *HostKeyError) message() string {
 	var b strings.Builder
 	who := e.Host
-	if e.Target != "" && !strings.Contains(e.Target, e.Host) {
+	if e.Target != "" && e.Target != e.Host {
 		who = e.Target + " (" + e.Host + ")"
 	}
+	jump := strings.HasPrefix(e.Target, "jump host ")
 	switch e.Problem {
 	case HostKeyChanged:
 		fmt.Fprintf(&b, "@@@ HOST KEY CHANGED for %s @@@\n", who)
@@ -228,7 +229,11 @@ func (e *HostKeyError) message() string {
 			b.WriteString(e.Note + ".\n")
 		}
 		fmt.Fprintf(&b, "If that fingerprint is the server's (check with `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` on it), add this line to %s:\n  %s\n", orDefault(e.KnownHosts, "your known_hosts file"), e.Line)
-		fmt.Fprintf(&b, "or pin it with --host-key %s, or trust it on first use with --accept-new", e.Fingerprint)
+		if jump {
+			b.WriteString("or trust it on first use with --accept-new (--host-key pins the target only)")
+		} else {
+			fmt.Fprintf(&b, "or pin it with --host-key %s, or trust it on first use with --accept-new", e.Fingerprint)
+		}
 	}
 	return b.String()
 }

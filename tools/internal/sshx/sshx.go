@@ -34,7 +34,7 @@ type Options struct {
 	Identity          string        // --identity key file; passphrase from env SLIPWAY_SSH_PASSPHRASE
 	KnownHosts        string        // --known-hosts (default ~/.ssh/known_hosts, or ssh config UserKnownHostsFile)
 	HostKey           string        // --host-key SHA256:... pin for the target (overrides known_hosts)
-	AcceptNew         bool          // --accept-new: trust on first use, append to known_hosts
+	AcceptNew         bool          // --accept-new: trust on first use (target and jump hosts), append to known_hosts; a changed key is still refused
 	Jump              string        // --jump [user@]host[:port][,more...]; "none" disables config ProxyJump
 	ConfigFile        string        // ssh config (default ~/.ssh/config; "none" disables)
 	ConnectTimeout    time.Duration // default 15s, TCP connect + handshake, per hop

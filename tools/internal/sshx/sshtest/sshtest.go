@@ -7,7 +7,6 @@ package sshtest
 
 import (
 	"bufio"
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -24,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -74,10 +74,10 @@ type Server struct {
 	KnownHosts   string             // known_hosts file trusting every host key of this server
 	HostKeys     map[string]HostKey // by type: "ed25519", "ecdsa", "rsa"
 
-	cmd  *exec.Cmd
-	log  *syncBuffer
-	done chan struct{}
-	stop sync.Once
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{}
+	stop    sync.Once
 }
 
 // Require skips (or fails under CI=true / SLIPWAY_REQUIRE_SERVICES=1) when
@@ -221,10 +221,19 @@ func (s *Server) start(port int, authKeys string, opts Options) error {
 	if err := os.WriteFile(cfgPath, []byte(strings.Join(cfg, "\n")+"\n"), 0o644); err != nil {
 		return err
 	}
-	s.log = &syncBuffer{}
+	// A file, not a pipe: connection processes forked by sshd inherit it,
+	// and a pipe would keep Wait from returning while any of them lives.
+	s.logPath = filepath.Join(s.Dir, "sshd.log")
+	logf, err := os.Create(s.logPath)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
 	s.cmd = exec.Command(SSHD, "-D", "-e", "-f", cfgPath)
-	s.cmd.Stdout = s.log
-	s.cmd.Stderr = s.log
+	s.cmd.Stdout = logf
+	s.cmd.Stderr = logf
+	// Its own process group, so Stop ends the per-connection processes too.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
 		return err
 	}
@@ -261,20 +270,25 @@ func banner(addr string) bool {
 
 func (s *Server) kill() {
 	if s.cmd != nil && s.cmd.Process != nil {
-		_ = s.cmd.Process.Kill()
+		// The group holds the listener and its per-connection children
+		// (user commands run in their own sessions and get EOF/SIGPIPE).
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 		<-s.done
 	}
 }
 
-// Stop stops sshd (its listener; sessions already forked keep running until
-// their client goes, as with the real service).
+// Stop kills sshd and its per-connection processes, as a crashed server
+// would: open connections drop.
 func (s *Server) Stop() { s.stop.Do(s.kill) }
 
 // PID is the listening sshd's process id.
 func (s *Server) PID() int { return s.cmd.Process.Pid }
 
 // Log is what sshd wrote so far (LogLevel VERBOSE).
-func (s *Server) Log() string { return s.log.String() }
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(s.logPath)
+	return string(b)
+}
 
 // Target is "user@127.0.0.1:port".
 func (s *Server) Target() string { return s.User + "@" + s.Addr }
@@ -350,21 +364,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -200,7 +200,7 @@ func Deploy(ctx context.Context, o Options) (*Result, error) {
 		runs[i] = &hostRun{name: h, res: &HostResult{Host: h, Status: StatusSkipped, Release: b.m.Commit}}
 	}
 	// Locks and connections are released on every path, even after a cancel.
-	defer closeRuns(ctx, runs)
+	defer closeRuns(ctx, &o.Target, runs)
 
 	failed := fanOut(ctx, len(runs), o.Parallel, o.Canary, func(ctx context.Context, i int) bool {
 		r := runs[i]
@@ -272,7 +272,7 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 		fail(fmt.Errorf("deploy directory %s is not writable by the SSH user on %s: create it and chown it to that user, or choose another --dir", facts.Dir, r.name))
 		return
 	}
-	log.Printf("docker %s, compose %s, dir %s, current %s", facts.DockerVersion, composeName(facts), facts.Dir, orNone(facts.Current))
+	log.Printf("docker %s, compose %s, dir %s, current release %s", facts.DockerVersion, composeName(facts), facts.Dir, orNone(short(facts.Current)))
 	if err := h.Prepare(ctx); err != nil {
 		fail(err)
 		return
@@ -359,7 +359,7 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 func revertHost(ctx context.Context, strategy Strategy, r *hostRun, why string) {
 	log := r.conn.log
 	d := r.d
-	rctx, cancel := cleanupContext(ctx, upTimeout+d.cfg.healthTimeout)
+	rctx, cancel := cleanupContext(ctx, d.upTimeout()+d.cfg.healthTimeout)
 	defer cancel()
 	if why != "" {
 		log.Printf("rolling back to %s: %s", orNone(short(d.Previous)), why)

@@ -54,7 +54,7 @@ func Rollback(ctx context.Context, ro RollbackOptions) (*Result, error) {
 	for i, h := range hosts {
 		runs[i] = &hostRun{name: h, res: &HostResult{Host: h, Status: StatusSkipped}}
 	}
-	defer closeRuns(ctx, runs)
+	defer closeRuns(ctx, &o.Target, runs)
 	fanOut(ctx, len(runs), o.Parallel, false, func(ctx context.Context, i int) bool {
 		r := runs[i]
 		r.start = time.Now()
@@ -77,7 +77,7 @@ func Rollback(ctx context.Context, ro RollbackOptions) (*Result, error) {
 }
 
 // closeRuns releases every lock and closes every connection, also after a cancel.
-func closeRuns(ctx context.Context, runs []*hostRun) {
+func closeRuns(ctx context.Context, t *Target, runs []*hostRun) {
 	cctx, cancel := cleanupContext(ctx, 30*time.Second)
 	defer cancel()
 	done := make(chan struct{}, len(runs))
@@ -89,11 +89,17 @@ func closeRuns(ctx context.Context, runs []*hostRun) {
 		n++
 		go func() {
 			defer func() { done <- struct{}{} }()
-			if err := r.lock.Release(cctx); err != nil {
-				r.conn.log.Warnf("%v", err)
-			}
+			err := r.lock.Release(cctx)
 			r.res.Handshakes = r.conn.c.Handshakes()
 			r.conn.c.Close()
+			if err != nil && r.lock != nil {
+				// The connection died (a cut during upload, say): the lock is
+				// still ours to release, over a new connection.
+				err = releaseOverNewConn(cctx, t, r)
+			}
+			if err != nil {
+				r.conn.log.Warnf("%v", err)
+			}
 		}()
 	}
 	for ; n > 0; n-- {
@@ -262,4 +268,14 @@ func timeOf(rels []remote.Release, name string) time.Time {
 		}
 	}
 	return time.Now().Add(24 * time.Hour)
+}
+
+func releaseOverNewConn(ctx context.Context, t *Target, r *hostRun) error {
+	c, err := t.dial(ctx, r.name, r.conn.log)
+	if err != nil {
+		return fmt.Errorf("releasing the deploy lock: %w; run slipway unlock --host %s once the host is reachable", err, r.name)
+	}
+	defer c.c.Close()
+	c.h.Dir = r.conn.h.Dir
+	return r.lock.ReleaseOn(ctx, c.h)
 }

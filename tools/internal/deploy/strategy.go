@@ -100,6 +100,13 @@ type hostConfig struct {
 	preDeploy     string
 }
 
+// Done logs "<what> done in ..." (not in a dry run, where nothing was done).
+func (d *HostDeploy) Done(what string, start time.Time) {
+	if !d.Host.DryRun {
+		d.Log.Done(what, start)
+	}
+}
+
 // HealthTimeout is the deploy's --health-timeout.
 func (d *HostDeploy) HealthTimeout() time.Duration { return d.cfg.healthTimeout }
 
@@ -140,9 +147,10 @@ func parseHook(s string) (svc, cmd string, ok bool) {
 	return svc, cmd, ok && svc != "" && cmd != ""
 }
 
-// upTimeout bounds one `compose up` (it waits for depends_on health
-// conditions itself); the health gate has its own --health-timeout.
-const upTimeout = 15 * time.Minute
+// upTimeout bounds one `compose up`. Compose waits for depends_on health
+// conditions itself, forever when a dependency crash-loops in "starting", so
+// the bound is the health timeout plus time to create the containers.
+func (d *HostDeploy) upTimeout() time.Duration { return d.cfg.healthTimeout + 2*time.Minute }
 
 // Recreate is the default strategy: pull, pre-deploy hook, then `compose up -d
 // --remove-orphans`, which recreates changed services (a short downtime for
@@ -163,11 +171,11 @@ func (Recreate) Apply(ctx context.Context, d *HostDeploy) error {
 		}
 		return err
 	}
-	d.Log.Done("pull", start)
+	d.Done("pull", start)
 	if err := d.PreDeploy(ctx); err != nil {
 		// `run` starts the hook service's dependencies from the new release;
 		// converge the previous release again so nothing stays switched.
-		rctx, cancel := cleanupContext(ctx, upTimeout)
+		rctx, cancel := cleanupContext(ctx, d.upTimeout())
 		var rerr error
 		if d.Previous != "" {
 			rerr = d.Compose(rctx, d.Previous, "up", "-d", "--remove-orphans")
@@ -182,19 +190,19 @@ func (Recreate) Apply(ctx context.Context, d *HostDeploy) error {
 	}
 	d.MarkChanged()
 	start = time.Now()
-	uctx, cancel := context.WithTimeout(ctx, upTimeout)
+	uctx, cancel := context.WithTimeout(ctx, d.upTimeout())
 	defer cancel()
 	if err := d.Compose(uctx, d.Release, "up", "-d", "--remove-orphans"); err != nil {
 		return fmt.Errorf("converging: %w", err)
 	}
-	d.Log.Done("up", start)
+	d.Done("up", start)
 	return d.HealthGate(ctx, d.Release)
 }
 
 // Revert converges the previous release again (or takes a first release down,
 // keeping its volumes) and health-gates it.
 func (Recreate) Revert(ctx context.Context, d *HostDeploy) error {
-	uctx, cancel := context.WithTimeout(ctx, upTimeout)
+	uctx, cancel := context.WithTimeout(ctx, d.upTimeout())
 	defer cancel()
 	if d.Previous == "" {
 		d.Log.Printf("no previous release: stopping release %s (volumes kept)", short(d.Release))

@@ -51,7 +51,7 @@ func (h *Host) Containers(ctx context.Context) ([]Container, error) {
 	script := `ids=$(docker ps -aq --no-trunc --filter ` + q("label="+label) + `) || exit 1
 [ -z "$ids" ] && { echo '[]'; exit 0; }
 docker inspect $ids`
-	out, err := h.runQuiet(ctx, script, nil)
+	out, err := h.runQuiet(ctx, "containers", script, nil)
 	if err != nil {
 		return nil, fmt.Errorf("listing the project's containers: %w", err)
 	}
@@ -147,7 +147,7 @@ func (h *Host) Logs(ctx context.Context, ids []string, n int) (map[string]string
 	for _, id := range ids {
 		fmt.Fprintf(&b, "echo '@@logs %s'; docker logs --tail %d %s 2>&1\n", id, n, q(id))
 	}
-	out, err := h.runQuiet(ctx, b.String(), nil)
+	out, err := h.runQuiet(ctx, "logs", b.String(), nil)
 	res := map[string]string{}
 	cur := ""
 	for _, line := range strings.Split(string(out), "\n") {
@@ -170,7 +170,7 @@ func (h *Host) Logs(ctx context.Context, ids []string, n int) (map[string]string
 
 // ServerTime is the server's clock (for the age of a release or lock).
 func (h *Host) ServerTime(ctx context.Context) (time.Time, error) {
-	out, err := h.runQuiet(ctx, "date +%s", nil)
+	out, err := h.runQuiet(ctx, "date", "date +%s", nil)
 	if err != nil {
 		return time.Time{}, err
 	}

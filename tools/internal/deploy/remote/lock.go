@@ -82,7 +82,7 @@ echo "age=$((now - m))"
 cat "$l/info" 2>/dev/null
 exit 0
 `
-	out, err := h.runQuiet(ctx, script, strings.NewReader(string(info)))
+	out, err := h.runQuiet(ctx, "lock", script, strings.NewReader(string(info)))
 	if err != nil {
 		if ExitCode(err) == 3 {
 			return nil, fmt.Errorf("creating the lock in %s/.slipway (is --dir writable by the SSH user?): %w", h.Dir, err)
@@ -182,7 +182,7 @@ if [ -z ` + q(token) + ` ] || grep -qF ` + q(`"token":"`+token+`"`) + ` "$l/info
   mv -T "$l" "$t" 2>/dev/null && rm -rf "$t"
 fi
 exit 0`
-	if _, err := h.runQuiet(ctx, script, nil); err != nil {
+	if _, err := h.runQuiet(ctx, "break stale lock", script, nil); err != nil {
 		return fmt.Errorf("removing the stale deploy lock: %w", err)
 	}
 	return nil
@@ -194,13 +194,18 @@ func (l *Lock) Release(ctx context.Context) error {
 	if l == nil {
 		return nil
 	}
-	h := l.h
+	return l.ReleaseOn(ctx, l.h)
+}
+
+// ReleaseOn releases the lock through another Host value for the same server
+// (a new connection, when the one that took it died).
+func (l *Lock) ReleaseOn(ctx context.Context, h *Host) error {
 	if h.DryRun {
 		return nil
 	}
 	script := h.dirVar() + `l="$d/.slipway/lock"
 if grep -qF ` + q(`"token":"`+l.token+`"`) + ` "$l/info" 2>/dev/null; then rm -rf "$l"; fi`
-	if _, err := h.runQuiet(ctx, script, nil); err != nil {
+	if _, err := h.runQuiet(ctx, "unlock", script, nil); err != nil {
 		return fmt.Errorf("releasing the deploy lock %s/.slipway/lock (run slipway unlock if it stays): %w", h.Dir, err)
 	}
 	return nil
@@ -221,7 +226,7 @@ m=$(stat -c %Y "$l/info" 2>/dev/null || stat -c %Y "$l" 2>/dev/null || echo "$no
 echo "age=$((now - m))"
 cat "$l/info" 2>/dev/null
 exit 0`
-	out, err := h.runQuiet(ctx, script, nil)
+	out, err := h.runQuiet(ctx, "read lock", script, nil)
 	if err != nil {
 		return nil, fmt.Errorf("reading the deploy lock: %w", err)
 	}

@@ -51,28 +51,32 @@ func (h *Host) Pull(ctx context.Context, release string, images []string, regist
 		return nil
 	}
 	var b strings.Builder
-	b.WriteString("set -u\n")
+	b.WriteString("set -u\nexec 3<&0 </dev/null\n")
+	// Only missing images are pulled, and only then are credentials needed:
+	// an image pinned by digest that is present is the same bytes.
+	if len(images) > 0 {
+		b.WriteString("missing=\n")
+		for _, img := range images {
+			fmt.Fprintf(&b, "docker image inspect --format . %s >/dev/null 2>&1 || missing=\"$missing \"%s\n", q(img), q(img))
+		}
+		b.WriteString("[ -n \"$missing\" ] || exit 0\n")
+	}
 	if len(dockerConfig) > 0 {
 		b.WriteString(`t=$(mktemp -d "${TMPDIR:-/tmp}/slipway-auth.XXXXXXXX") || exit ` + fmt.Sprint(exitLogin) + `
 trap 'rm -rf "$t"' EXIT
 trap 'rm -rf "$t"; exit 129' HUP INT TERM PIPE
 chmod 700 "$t"
-(umask 077; cat > "$t/config.json") || exit ` + fmt.Sprint(exitLogin) + `
+(umask 077; cat > "$t/config.json" <&3) || exit ` + fmt.Sprint(exitLogin) + `
 DOCKER_CONFIG=$t; export DOCKER_CONFIG
 `)
 		for _, r := range registries {
 			// No -u/-p: docker login verifies the stored credentials, which
 			// never appear in a command line.
-			fmt.Fprintf(&b, "docker login %s </dev/null >/dev/null || { echo \"registry login to %s failed: check SLIPWAY_REGISTRY_USER/SLIPWAY_REGISTRY_PASSWORD\" >&2; exit %d; }\n", q(r), r, exitLogin)
+			fmt.Fprintf(&b, "out=$(docker login %s 2>&1 </dev/null) || { printf '%%s\\n' \"$out\" | grep -v -e '^Authenticating' -e '^ *Info' -e '^$' -e 'non TTY' >&2; echo \"registry login to %s failed on the server: check SLIPWAY_REGISTRY_USER/SLIPWAY_REGISTRY_PASSWORD (or DOCKER_CONFIG)\" >&2; exit %d; }\n", q(r), r, exitLogin)
 		}
-	} else {
-		b.WriteString("exec </dev/null\n")
 	}
 	if len(images) > 0 {
-		b.WriteString("pids=\n")
-		for _, img := range images {
-			fmt.Fprintf(&b, "if ! docker image inspect --format . %s >/dev/null 2>&1; then docker pull -q %s >/dev/null & pids=\"$pids $!\"; fi\n", q(img), q(img))
-		}
+		b.WriteString("pids=\nfor img in $missing; do docker pull -q \"$img\" >/dev/null & pids=\"$pids $!\"; done\n")
 		fmt.Fprintf(&b, "fail=0\nfor p in $pids; do wait $p || fail=1; done\n[ $fail = 0 ] || exit %d\n", exitPull)
 	} else {
 		fmt.Fprintf(&b, "cd %s && %s || exit %d\n", q(h.Dir+"/releases/"+release), sshx.QuoteArgs(h.ComposeArgs(release, "pull")...), exitPull)
@@ -81,7 +85,7 @@ DOCKER_CONFIG=$t; export DOCKER_CONFIG
 	w := h.logWriter()
 	defer w.Close()
 	var stderr bytes.Buffer
-	err := h.Conn.Run(ctx, b.String(), bytes.NewReader(dockerConfig), nil, teeWriter{&stderr, w})
+	err := h.Conn.Run(ctx, label("pull")+b.String(), bytes.NewReader(dockerConfig), nil, teeWriter{&stderr, w})
 	if err == nil {
 		return nil
 	}

@@ -68,7 +68,7 @@ for r in */; do
   echo
 done
 exit 0`
-	out, err := h.runQuiet(ctx, script, nil)
+	out, err := h.runQuiet(ctx, "list releases", script, nil)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing releases in %s/releases: %w", h.Dir, err)
 	}
@@ -152,7 +152,7 @@ func (h *Host) RemoveReleases(ctx context.Context, releases []string, images []s
 		b.WriteString(" >/dev/null 2>&1\n")
 	}
 	b.WriteString("exit 0\n")
-	if _, err := h.runQuiet(ctx, b.String(), nil); err != nil {
+	if _, err := h.runQuiet(ctx, "prune", b.String(), nil); err != nil {
 		return fmt.Errorf("pruning old releases: %w", err)
 	}
 	return nil

@@ -102,21 +102,25 @@ esac
 func (h *Host) dirVar() string { return "d=" + q(h.Dir) + "\n" }
 
 // run runs a script; its stderr goes to the host's log line by line, stdout is returned.
-func (h *Host) run(ctx context.Context, script string, stdin io.Reader) ([]byte, error) {
+func (h *Host) run(ctx context.Context, op, script string, stdin io.Reader) ([]byte, error) {
 	var out bytes.Buffer
 	w := h.logWriter()
 	defer w.Close()
-	err := h.Conn.Run(ctx, script, stdin, &out, w)
+	err := h.Conn.Run(ctx, label(op)+script, stdin, &out, w)
 	return out.Bytes(), err
 }
 
 // runQuiet runs a script and keeps its stderr out of the log (it is still in
 // the *sshx.ExitError on failure).
-func (h *Host) runQuiet(ctx context.Context, script string, stdin io.Reader) ([]byte, error) {
+func (h *Host) runQuiet(ctx context.Context, op, script string, stdin io.Reader) ([]byte, error) {
 	var out bytes.Buffer
-	err := h.Conn.Run(ctx, script, stdin, &out, nil)
+	err := h.Conn.Run(ctx, label(op)+script, stdin, &out, nil)
 	return out.Bytes(), err
 }
+
+// label starts every script with a comment naming the step, so that an error
+// quoting the command line (abbreviated) says which step it was.
+func label(op string) string { return "# slipway " + op + "\n" }
 
 func (h *Host) logWriter() io.WriteCloser {
 	if h.Log == nil {
@@ -167,7 +171,7 @@ fi
 c=$(readlink "$d/current" 2>/dev/null) && echo "current=$c"
 exit 0
 `
-	out, err := h.runQuiet(ctx, script, nil)
+	out, err := h.runQuiet(ctx, "probe", script, nil)
 	if err != nil {
 		return nil, fmt.Errorf("probing the server: %w", err)
 	}
@@ -229,7 +233,7 @@ func (h *Host) Prepare(ctx context.Context) error {
 		h.Planf("mkdir -p %s/releases %s/.slipway", h.Dir, h.Dir)
 		return nil
 	}
-	_, err := h.runQuiet(ctx, h.dirVar()+`mkdir -p "$d/releases" "$d/.slipway"`, nil)
+	_, err := h.runQuiet(ctx, "prepare", h.dirVar()+`mkdir -p "$d/releases" "$d/.slipway"`, nil)
 	if err != nil {
 		return fmt.Errorf("creating %s on the server (is --dir writable by the SSH user?): %w", h.Dir, err)
 	}
@@ -262,7 +266,7 @@ func (h *Host) Compose(ctx context.Context, release string, args ...string) erro
 	// Compose v1 reads .env from the project directory; cd there as well so
 	// that relative paths in a user's hook behave as in the release.
 	script := "cd " + q(h.Dir+"/releases/"+release) + " && " + cmd
-	if _, err := h.run(ctx, script, nil); err != nil {
+	if _, err := h.run(ctx, "compose", script, nil); err != nil {
 		return fmt.Errorf("%s: %w", strings.Join(h.ComposeArgs(release, args...)[:1], " ")+" "+strings.Join(args, " "), err)
 	}
 	return nil
@@ -276,7 +280,7 @@ func (h *Host) SwitchCurrent(ctx context.Context, release string) error {
 		h.Planf("switch %s/current -> releases/%s (ln -sfn + mv -T)", h.Dir, release)
 		return nil
 	}
-	if _, err := h.runQuiet(ctx, script, nil); err != nil {
+	if _, err := h.runQuiet(ctx, "switch current", script, nil); err != nil {
 		return fmt.Errorf("switching %s/current to %s: %w", h.Dir, release, err)
 	}
 	return nil
@@ -288,7 +292,7 @@ func (h *Host) RemoveCurrent(ctx context.Context) error {
 		h.Planf("rm -f %s/current", h.Dir)
 		return nil
 	}
-	if _, err := h.runQuiet(ctx, h.dirVar()+`rm -f "$d/current"`, nil); err != nil {
+	if _, err := h.runQuiet(ctx, "remove current", h.dirVar()+`rm -f "$d/current"`, nil); err != nil {
 		return fmt.Errorf("removing %s/current: %w", h.Dir, err)
 	}
 	return nil
@@ -304,7 +308,7 @@ func (h *Host) RemoveRelease(ctx context.Context, release string) error {
 	script := h.dirVar() + `c=$(readlink "$d/current" 2>/dev/null || true)
 [ "${c##*/}" = ` + q(release) + ` ] && exit 0
 rm -rf "$d/releases/"` + q(release)
-	if _, err := h.runQuiet(ctx, script, nil); err != nil {
+	if _, err := h.runQuiet(ctx, "remove release", script, nil); err != nil {
 		return fmt.Errorf("removing release %s: %w", release, err)
 	}
 	return nil

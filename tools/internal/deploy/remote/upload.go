@@ -74,7 +74,7 @@ fi
 	go func() {
 		pw.CloseWithError(writeTar(pw, sorted))
 	}()
-	_, err := h.runQuiet(ctx, script, pr)
+	_, err := h.runQuiet(ctx, "upload", script, pr)
 	pr.Close()
 	if err != nil {
 		return fmt.Errorf("uploading release %s to %s/releases: %w", release, h.Dir, err)

@@ -281,6 +281,15 @@ func sortedKeys(m map[string]any) []string {
 	return keys
 }
 
+// IncompleteError says the release does not cover every service with a
+// build: section (build --service), so no deployable file can be pinned.
+type IncompleteError struct{ Services []string }
+
+func (e *IncompleteError) Error() string {
+	return fmt.Sprintf("services %s have a build: section but are not in this release (built with --service?); "+
+		"a deployable compose file needs every service built and pushed", strings.Join(e.Services, ", "))
+}
+
 // Resolver returns the registry digest (sha256:...) an image reference
 // points to now.
 type Resolver func(ctx context.Context, ref string) (string, error)
@@ -295,6 +304,16 @@ func Pin(ctx context.Context, m Model, man *manifest.Manifest, resolve Resolver,
 	svcs := services(m)
 	if len(svcs) == 0 {
 		return nil, exit.Usagef("the compose model has no services")
+	}
+	var unbuilt []string
+	for _, name := range sortedKeys(svcs) {
+		s, _ := svcs[name].(map[string]any)
+		if _, built := man.Services[name]; !built && s != nil && s["build"] != nil {
+			unbuilt = append(unbuilt, name)
+		}
+	}
+	if len(unbuilt) > 0 {
+		return nil, &IncompleteError{Services: unbuilt}
 	}
 	for _, name := range sortedKeys(svcs) {
 		s, _ := svcs[name].(map[string]any)
@@ -312,9 +331,6 @@ func Pin(ctx context.Context, m Model, man *manifest.Manifest, resolve Resolver,
 				delete(s, "pull_policy")
 			}
 			continue
-		}
-		if _, ok := s["build"]; ok {
-			return nil, exit.Usagef("service %s has a build: section but is not in the manifest (was it left out with --service?); build and push every service before pinning", name)
 		}
 		img, _ := s["image"].(string)
 		if img == "" {

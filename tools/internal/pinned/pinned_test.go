@@ -177,8 +177,9 @@ func TestPinRefusesUnbuiltBuildService(t *testing.T) {
 	man := testManifest()
 	delete(man.Services, "web")
 	_, err := Pin(context.Background(), m, man, fakeResolve, interp)
-	if err == nil || exit.Code(err) != exit.Usage || !strings.Contains(err.Error(), "service web has a build: section") {
-		t.Fatalf("want usage error about web, got %v", err)
+	var inc *IncompleteError
+	if !errors.As(err, &inc) || strings.Join(inc.Services, ",") != "web" {
+		t.Fatalf("want IncompleteError naming web, got %v", err)
 	}
 	man = testManifest()
 	s := man.Services["web"]

@@ -372,3 +372,30 @@ func TestRetriesThroughAFlakyRegistry(t *testing.T) {
 		t.Errorf("registry has %s, push recorded %s", got, digests["tiny"])
 	}
 }
+
+func TestPartialReleasePushesWithoutPinnedFile(t *testing.T) {
+	env := testenv.Require(t)
+	m, path := tinyImage(t, env.Registry+"/slipway-it/"+randomName(t)+":v1")
+	// The project has a second buildable service this release did not build.
+	compose := m.ComposeFiles[0]
+	if err := os.WriteFile(compose, []byte("services:\n  tiny:\n    build: .\n  other:\n    build: .\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logbuf bytes.Buffer
+	out := filepath.Join(t.TempDir(), "pinned.yml")
+	_, err := Run(context.Background(), Options{Manifest: path, Pinned: out, Log: progress.New(&logbuf),
+		Getenv: credEnv(env.RegistryUser, env.RegistryPassword, nil)})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logbuf.String())
+	}
+	if !strings.Contains(logbuf.String(), "no pinned compose file written: services other") {
+		t.Errorf("no warning:\n%s", logbuf.String())
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a pinned file was written for a partial release")
+	}
+	back, _ := manifest.Read(path)
+	if back.PinnedCompose != "" || back.Services["tiny"].Digest == "" {
+		t.Errorf("manifest: pinned %q digest %q", back.PinnedCompose, back.Services["tiny"].Digest)
+	}
+}

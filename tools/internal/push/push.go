@@ -82,14 +82,22 @@ func Run(ctx context.Context, o Options) (*manifest.Manifest, error) {
 		return nil, pushErr
 	}
 
-	if err := pinned.Write(ctx, pinned.Options{
+	err = pinned.Write(ctx, pinned.Options{
 		Manifest:     m,
 		ManifestPath: o.Manifest,
 		Out:          o.Pinned,
 		Resolve:      Resolver(eng, store, cfg.Log, cfg.retry()),
 		Interpolated: interpolatedImages(m, o.Manifest),
 		Log:          o.Log,
-	}); err != nil {
+	})
+	var inc *pinned.IncompleteError
+	if errors.As(err, &inc) {
+		// A partial release (build --service) is pushed, but is not deployable.
+		o.Log.Warnf("no pinned compose file written: %v", err)
+		m.PinnedCompose = ""
+		err = nil
+	}
+	if err != nil {
 		if werr := manifest.Write(o.Manifest, m); werr != nil {
 			o.Log.Warnf("recording the digests: %v", werr)
 		}

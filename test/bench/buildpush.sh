@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Build and push speed, measured in one run with hyperfine, reported as ratios:
+#   build: 4 independent, I/O-bound services (each RUN waits 2 s, as a network
+#          fetch would, then writes 34 MiB): `slipway build` (default --parallel 2,
+#          and --parallel 4) vs `docker-compose build` (1.29, one after another).
+#          Target: slipway <= 0.7x.
+#   push:  4 freshly built images with a 34 MiB layer of their own each (2 MiB
+#          random, the rest compressible, so the push is I/O and round trips
+#          rather than gzip on this small machine's CPU):
+#          `slipway push` (default --parallel 4; it also checks every digest with
+#          the registry and writes the pinned compose file) vs a sequential
+#          `docker push` loop. Target: <= 0.6x.
+# Needs the test services (make services) and bin/slipway (make build).
+# BENCH_RUNS (default 5) runs per command. Prints TARGET lines for make bench.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+bin=$root/bin/slipway
+state=${SLIPWAY_TEST_STATE:-$root/.state}
+runs=${BENCH_RUNS:-5}
+[ -x "$bin" ] || { echo "buildpush: $bin missing: run make build" >&2; exit 1; }
+[ -f "$state/env.sh" ] || { echo "buildpush: $state/env.sh missing: run make services" >&2; exit 1; }
+# shellcheck disable=SC1091
+. "$state/env.sh"
+export SLIPWAY_REGISTRY_USER=$SLIPWAY_TEST_REGISTRY_USER SLIPWAY_REGISTRY_PASSWORD=$SLIPWAY_TEST_REGISTRY_PASSWORD
+export DOCKER_CONFIG=$SLIPWAY_TEST_DOCKER_CONFIG
+# docker-compose 1.29 builds through the engine API (classic builder), as slipway does.
+export COMPOSE_DOCKER_CLI_BUILD=0 DOCKER_BUILDKIT=0
+
+work=$(mktemp -d /tmp/slipway-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+ns=slipway-bench/$(date +%s)
+export BENCH_REGISTRY=$SLIPWAY_TEST_REGISTRY/$ns
+base=$SLIPWAY_FIXTURE_REGISTRY/debian:bookworm
+
+# --- the project: four services sharing one build context -----------------
+mkdir -p "$work/app/ctx"
+cat > "$work/app/ctx/Dockerfile" <<EOF
+FROM $base
+ARG NONCE=0
+ARG SVC
+RUN echo "\$SVC \$NONCE" > /nonce && sleep 2 \\
+ && head -c 2M /dev/urandom > /random && head -c 32M /dev/zero > /zeros
+EOF
+{
+  echo "services:"
+  for s in s1 s2 s3 s4; do
+    cat <<EOF
+  $s:
+    image: \${BENCH_REGISTRY}/$s
+    build:
+      context: ./ctx
+      args:
+        NONCE: \${NONCE:-0}
+        SVC: $s
+EOF
+  done
+} > "$work/app/docker-compose.yml"
+git -C "$work/app" init -q
+git -C "$work/app" add -A
+git -C "$work/app" -c user.email=bench@slipway -c user.name=bench commit -qm bench
+
+# The base image must be local and current for both tools.
+docker pull -q "$base" >/dev/null
+
+cd "$work/app"
+nonce='NONCE=$(date +%s%N)'
+hyperfine --runs "$runs" --warmup 1 --export-json "$work/build.json" \
+  -n compose-sequential "$nonce docker-compose -p bench build -q" \
+  -n slipway-parallel-2 "$nonce $bin build --manifest $work/b.json >/dev/null 2>&1" \
+  -n slipway-parallel-4 "$nonce $bin build --parallel 4 --manifest $work/b.json >/dev/null 2>&1"
+
+# --- push: fresh images before every timed run ----------------------------
+cat > "$work/prepare.sh" <<EOF
+#!/usr/bin/env bash
+set -euo pipefail
+cd "$work/app"
+NONCE=\$(date +%s%N) "$bin" build --parallel 4 --manifest "$work/push.json" 2>/dev/null \\
+  | awk '{print \$2}' > "$work/refs"
+EOF
+cat > "$work/docker-push-loop.sh" <<EOF
+#!/usr/bin/env bash
+set -euo pipefail
+while read -r ref; do docker push -q "\$ref" >/dev/null; done < "$work/refs"
+EOF
+chmod +x "$work/prepare.sh" "$work/docker-push-loop.sh"
+hyperfine --runs "$runs" --prepare "$work/prepare.sh" --export-json "$work/push.json.bench" \
+  -n docker-push-loop "$work/docker-push-loop.sh" \
+  -n slipway-push "$bin push --manifest $work/push.json --pinned $work/pinned.yml >/dev/null 2>&1"
+
+ratio() { # file baseline candidate
+  jq -r --arg b "$2" --arg c "$3" '
+    (.results[] | select(.command==$b) | .median) as $bm |
+    (.results[] | select(.command==$c) | .median) as $cm |
+    "\($cm/$bm*1000|round/1000) \($bm*100|round/100) \($cm*100|round/100)"' "$1"
+}
+report() { # label file baseline candidate target
+  read -r r bm cm < <(ratio "$2" "$3" "$4")
+  met=$(awk -v r="$r" -v t="$5" 'BEGIN{print (r<=t)?"met":"NOT met"}')
+  echo "TARGET $1: $4 ${cm}s vs $3 ${bm}s (medians) = ${r}x (target <= ${5}x): $met"
+}
+report build "$work/build.json" compose-sequential slipway-parallel-2 0.7
+report build-parallel4 "$work/build.json" compose-sequential slipway-parallel-4 0.7
+report push "$work/push.json.bench" docker-push-loop slipway-push 0.6
+
+# Leave no bench images behind on the agent.
+docker images --format '{{.Repository}}:{{.Tag}}' | grep -F "$SLIPWAY_TEST_REGISTRY/$ns/" | xargs -r docker rmi -f >/dev/null 2>&1 || true
+

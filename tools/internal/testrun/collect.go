@@ -40,6 +40,10 @@ func (r *runner) collect(ctx context.Context) {
 			}
 		}
 	}
+	// The final states (exit codes of what was just stopped) go in the summary.
+	if err := r.refresh(ctx); err != nil {
+		r.log.Warnf("collecting results: %v", err)
+	}
 	for _, n := range r.needed {
 		res := r.result(n)
 		containers := byService[n]
@@ -177,13 +181,10 @@ func (r *runner) finish(result string, timedOut bool) {
 		default:
 			res.Outcome = OutcomeOK
 		}
-		failed := res.Outcome != OutcomePassed && res.Outcome != OutcomeOK
-		if res.Role == "dependency" && res.Outcome == OutcomeNotStarted {
-			failed = false // a consequence, not a cause
-		}
-		if res.Role == "test" && res.Outcome == OutcomeNotStarted && result == ResultError {
-			failed = false
-		}
+		// Failed lists causes: a service stopped or never started because of
+		// another's failure is a consequence.
+		failed := res.Outcome != OutcomePassed && res.Outcome != OutcomeOK &&
+			res.Outcome != OutcomeNotStarted && res.Outcome != OutcomeStopped
 		if failed {
 			r.sum.Failed = append(r.sum.Failed, n)
 		}

@@ -95,15 +95,21 @@ func render(p *types.Project, v1 bool) ([]byte, error) {
 			}
 			s["ports"] = short
 		}
-		if v1 {
-			if deps, ok := s["depends_on"].(map[string]any); ok {
-				for _, d := range deps {
-					if dm, ok := d.(map[string]any); ok {
+		// slipway waits on the conditions itself, through the Engine API; the
+		// CLI only creates containers, and v1 would block creating a service
+		// until its dependency is healthy, which never happens before start.
+		if deps, ok := s["depends_on"].(map[string]any); ok {
+			for _, d := range deps {
+				if dm, ok := d.(map[string]any); ok {
+					dm["condition"] = "service_started"
+					if v1 {
 						delete(dm, "required")
 						delete(dm, "restart")
 					}
 				}
 			}
+		}
+		if v1 {
 			if hc, ok := s["healthcheck"].(map[string]any); ok {
 				delete(hc, "start_interval")
 			}

@@ -50,7 +50,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 			return nil, err
 		}
 	}
-	if err := checkImageVars(files, m, opts.Manifest); err != nil {
+	if err := checkImageVars(files, m, manifestPath); err != nil {
 		return nil, err
 	}
 	base := filepath.Base(filepath.Dir(files[0]))
@@ -89,7 +89,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		return nil, err
 	}
 	defer eng.Close()
-	images, err := resolveImages(ctx, eng, p, needed, m, opts.Manifest)
+	images, err := resolveImages(ctx, eng, p, needed, m, manifestPath)
 	if err != nil {
 		return nil, err
 	}
@@ -226,16 +226,21 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	if err := r.cleanResults(); err != nil {
 		return nil, err
 	}
+	logCtx, stopLogs := context.WithCancel(context.WithoutCancel(ctx))
+	r.stopLogs = stopLogs
+	defer stopLogs()
+
+	// Building test-only images is not counted in --timeout (a cold build
+	// cache is not a slow test); everything from creating the stack is.
+	err := r.build(ctx)
 	runCtx, cancel := ctx, context.CancelFunc(func() {})
 	if r.opts.Timeout > 0 {
 		runCtx, cancel = context.WithTimeout(ctx, r.opts.Timeout)
 	}
 	defer cancel()
-	logCtx, stopLogs := context.WithCancel(context.WithoutCancel(ctx))
-	r.stopLogs = stopLogs
-	defer stopLogs()
-
-	err := r.up(runCtx)
+	if err == nil {
+		err = r.up(runCtx)
+	}
 	upFailed := err != nil
 	if err == nil {
 		err = r.execute(runCtx, logCtx)
@@ -338,10 +343,8 @@ func (r *runner) cleanResults() error {
 	return os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
 }
 
-// up builds the test-only images and creates the stack's networks, volumes
-// and containers without starting anything: starting is done service by
-// service, as the depends_on conditions allow.
-func (r *runner) up(ctx context.Context) error {
+// build builds the test-only images.
+func (r *runner) build(ctx context.Context) error {
 	var builds []string
 	for _, n := range r.needed {
 		if r.images[n].Built != "" {
@@ -356,6 +359,13 @@ func (r *runner) up(ctx context.Context) error {
 		}
 		r.log.Done("building test-only images", t)
 	}
+	return nil
+}
+
+// up creates the stack's networks, volumes and containers without starting
+// anything: slipway starts them service by service, as the depends_on
+// conditions allow.
+func (r *runner) up(ctx context.Context) error {
 	args := []string{"up", "--no-start", "--no-build"}
 	if err := r.compose.Run(ctx, r.cp, append(args, r.needed...)...); err != nil {
 		return fmt.Errorf("creating the stack: %w", err)
@@ -419,6 +429,9 @@ func (r *runner) fail(f *failure) {
 
 // refresh reads the state of every container of the run.
 func (r *runner) refresh(ctx context.Context) error {
+	if r.svcs == nil {
+		return nil // never got as far as starting anything
+	}
 	cs, err := r.eng.ProjectContainers(ctx, r.cp.Name)
 	if err != nil {
 		return err
@@ -440,8 +453,8 @@ func (r *runner) refresh(ctx context.Context) error {
 func (r *runner) checkDependencies() *failure {
 	for _, n := range r.needed {
 		s := r.svcs[n]
-		if s.test || !s.started {
-			continue
+		if s.test || !s.started || r.completes(n) {
+			continue // tests are judged by their exit code; one-shot dependencies by conditionMet
 		}
 		for _, c := range s.containers {
 			if c.RestartCount > 0 && !r.warned["restart:"+c.Name] {
@@ -463,7 +476,7 @@ func (r *runner) checkDependencies() *failure {
 				return &failure{service: n, outcome: OutcomeCrashed, code: exit.TestsFailed,
 					msg: fmt.Sprintf("dependency %s %s %s", n, why, when)}
 			}
-			if !r.completes(n) && !r.warned["exit:"+c.Name] {
+			if !r.warned["exit:"+c.Name] {
 				r.warned["exit:"+c.Name] = true
 				r.log.Warnf("dependency %s exited with code 0 while the stack was running", n)
 			}
@@ -677,7 +690,7 @@ func (r *runner) testsDone() bool {
 func (r *runner) timeoutMessage() string {
 	prefix := fmt.Sprintf("timed out after %s", r.opts.Timeout)
 	if r.svcs == nil {
-		return prefix + " while building and creating the stack"
+		return prefix + " while creating the stack"
 	}
 	// A dependency the next service still waits on is the likely culprit.
 	for _, n := range r.needed {

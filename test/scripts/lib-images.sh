@@ -3,7 +3,7 @@
 # debootstrap + docker import, cached), then python/postgres/nginx built on it,
 # all pushed to the fixture registry.
 
-BASE_VERSION=1   # bump to rebuild the Debian base everywhere
+BASE_VERSION=2   # bump to rebuild the Debian base everywhere (2: labelled, reusable across state dirs)
 DERIVED="python:bookworm postgres:15 nginx:bookworm"
 CACHE_DIR=$STATE/cache
 IMG_DIR=$STATE/images
@@ -79,7 +79,11 @@ ensure_debian_base() {
     fi
     return 0
   fi
-  if [ -s "$DEBIAN_TAR" ]; then
+  # A copy this script imported before (same stamp, e.g. from another
+  # checkout's state dir) only needs pushing.
+  if [ "$(docker image inspect -f '{{index .Config.Labels "dev.slipway.fixture"}}' "$ref" 2>/dev/null)" = "$stamp" ]; then
+    NOTE="local image"
+  elif [ -s "$DEBIAN_TAR" ]; then
     NOTE="imported cached debootstrap tarball"
   elif timeout 20 docker pull -q debian:bookworm-slim >/dev/null 2>&1; then
     NOTE="pulled debian:bookworm-slim"
@@ -87,11 +91,14 @@ ensure_debian_base() {
     make_debian_tarball
     NOTE="no registry pull; debootstrap $(debian_mirror)"
   fi
-  if [ -s "$DEBIAN_TAR" ]; then
-    docker import -c 'CMD ["bash"]' -c 'ENV LANG=C.UTF-8' "$DEBIAN_TAR" "$ref" >/dev/null
-  else
-    docker tag debian:bookworm-slim "$ref"
-  fi
+  case "$NOTE" in
+    local*) ;;
+    pulled*) docker tag debian:bookworm-slim "$ref" ;;
+    *)
+      docker import -c 'CMD ["bash"]' -c 'ENV LANG=C.UTF-8' -c "LABEL dev.slipway.fixture=$stamp" \
+        "$DEBIAN_TAR" "$ref" >/dev/null
+      ;;
+  esac
   dk push -q "$ref" >"$IMG_DIR/debian.push.log" 2>&1 || die "pushing $ref failed; see $IMG_DIR/debian.push.log"
   printf '%s\n' "$stamp" >"$IMG_DIR/debian.stamp"
 }

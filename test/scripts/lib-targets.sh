@@ -163,6 +163,14 @@ setup_target() {
   mkdir -p "$dir/srv"
   chmod 0755 "$STATE/targets" "$dir"
   chown "$DEPLOY_USER:$DEPLOY_USER" "$dir/srv"
+  if ! pid_alive "$dir/docker.pid" "$(target_sock "$name")"; then
+    # Starting the engine afresh: start from a clean namespace too (no
+    # bridges or iptables rules of an engine that died, no orphaned sshd).
+    stop_pidfile "$dir/sshd.pid" "$dir/sshd_config" 5
+    cleanup_target_runtime "$name"
+    ip netns del "slw-$name" 2>/dev/null || true
+    ip link del "slwh-$name" 2>/dev/null || true
+  fi
   ensure_netns "$name"
   ensure_host_keys "$name"
   STARTED=""

@@ -64,6 +64,7 @@ git -C "$work/app" -c user.email=bench@slipway -c user.name=bench commit -qm ben
 docker pull -q "$base" >/dev/null
 
 cd "$work/app"
+# shellcheck disable=SC2016 # expanded by hyperfine's shell, fresh for every run
 nonce='NONCE=$(date +%s%N)'
 hyperfine --runs "$runs" --warmup 1 --export-json "$work/build.json" \
   -n compose-sequential "$nonce docker-compose -p bench build -q" \

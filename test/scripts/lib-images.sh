@@ -79,6 +79,8 @@ ensure_debian_base() {
     fi
     return 0
   fi
+  local old
+  old=$(docker image inspect -f '{{.Id}}' "$ref" 2>/dev/null || true)
   # A copy this script imported before (same stamp, e.g. from another
   # checkout's state dir) only needs pushing.
   if [ "$(docker image inspect -f '{{index .Config.Labels "dev.slipway.fixture"}}' "$ref" 2>/dev/null)" = "$stamp" ]; then
@@ -101,6 +103,9 @@ ensure_debian_base() {
   esac
   dk push -q "$ref" >"$IMG_DIR/debian.push.log" 2>&1 || die "pushing $ref failed; see $IMG_DIR/debian.push.log"
   printf '%s\n' "$stamp" >"$IMG_DIR/debian.stamp"
+  if [ -n "$old" ] && [ "$old" != "$(docker image inspect -f '{{.Id}}' "$ref")" ]; then
+    docker rmi "$old" >/dev/null 2>&1 || true
+  fi
 }
 
 # build_one NAME:TAG: build (unless current in the registry) and push.

@@ -24,7 +24,12 @@ set -o errtrace
 # shellcheck source=lib-targets.sh
 . "$SCRIPTS_DIR/lib-targets.sh"
 
-trap 'rc=$?; [ -n "$CURRENT_STEP" ] && warn "step \"$CURRENT_STEP\" failed (exit $rc)"; exit $rc' ERR
+on_err() {
+  local rc=$?
+  [ -z "$CURRENT_STEP" ] || warn "step \"$CURRENT_STEP\" failed (exit $rc)"
+  exit "$rc"
+}
+trap on_err ERR
 
 usage() {
   sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'

@@ -52,31 +52,79 @@ func credEnv(user, pass string, extra map[string]string) func(string) string {
 	}
 }
 
-// registryDigest asks the registry itself (HEAD manifest, basic auth, the
-// test CA) which digest repo:tag has.
+// registryDigest asks the registry itself (HEAD manifest with the test CA,
+// basic auth, or a bearer token when the registry asks for one) which
+// digest repo:tag has.
 func registryDigest(t *testing.T, env *testenv.Env, registry, repo, tag string) string {
 	t.Helper()
 	c, err := env.RegistryHTTPClient()
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodHead, "https://"+registry+"/v2/"+repo+"/manifests/"+tag, nil)
-	req.Header.Set("Accept", strings.Join([]string{
-		"application/vnd.docker.distribution.manifest.v2+json",
-		"application/vnd.docker.distribution.manifest.list.v2+json",
-		"application/vnd.oci.image.manifest.v1+json",
-		"application/vnd.oci.image.index.v1+json",
-	}, ", "))
+	head := func(authz string) *http.Response {
+		req, _ := http.NewRequest(http.MethodHead, "https://"+registry+"/v2/"+repo+"/manifests/"+tag, nil)
+		req.Header.Set("Accept", strings.Join([]string{
+			"application/vnd.docker.distribution.manifest.v2+json",
+			"application/vnd.docker.distribution.manifest.list.v2+json",
+			"application/vnd.oci.image.manifest.v1+json",
+			"application/vnd.oci.image.index.v1+json",
+		}, ", "))
+		if authz != "" {
+			req.Header.Set("Authorization", authz)
+		} else {
+			req.SetBasicAuth(env.RegistryUser, env.RegistryPassword)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	resp := head("")
+	if ch := resp.Header.Get("WWW-Authenticate"); resp.StatusCode == http.StatusUnauthorized && strings.HasPrefix(ch, "Bearer ") {
+		resp = head("Bearer " + bearerToken(t, c, env, ch))
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("HEAD %s/%s:%s: %s", registry, repo, tag, resp.Status)
+	}
+	return resp.Header.Get("Docker-Content-Digest")
+}
+
+// bearerToken answers a token-auth challenge with the test credentials.
+func bearerToken(t *testing.T, c *http.Client, env *testenv.Env, challenge string) string {
+	t.Helper()
+	params := map[string]string{}
+	for _, kv := range strings.Split(strings.TrimPrefix(challenge, "Bearer "), ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(kv), "=")
+		params[k] = strings.Trim(v, `"`)
+	}
+	u, err := url.Parse(params["realm"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("service", params["service"])
+	q.Set("scope", params["scope"])
+	u.RawQuery = q.Encode()
+	req, _ := http.NewRequest(http.MethodGet, u.String(), nil)
 	req.SetBasicAuth(env.RegistryUser, env.RegistryPassword)
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("HEAD %s: %s", req.URL, resp.Status)
+	defer resp.Body.Close()
+	var tok struct {
+		Token       string `json:"token"`
+		AccessToken string `json:"access_token"`
 	}
-	return resp.Header.Get("Docker-Content-Digest")
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil {
+		t.Fatal(err)
+	}
+	if tok.Token != "" {
+		return tok.Token
+	}
+	return tok.AccessToken
 }
 
 // TestSampleAppBuildPushPin is the whole first half of the pipeline on real

@@ -194,6 +194,11 @@ func loadCompose(ctx context.Context, opts Options, interpolate bool) (*types.Pr
 	if err != nil {
 		return nil, src, usageErr(ctx, "", err)
 	}
+	for _, f := range po.ConfigPaths {
+		if err := checkAliasCycles(f); err != nil {
+			return nil, src, err
+		}
+	}
 	project, err := loadProjectSafely(ctx, po)
 	if err != nil {
 		return nil, src, usageErr(ctx, strings.Join(src.files, ", "), err)

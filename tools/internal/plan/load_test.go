@@ -439,6 +439,7 @@ func TestBadInput(t *testing.T) {
 		{"cycle.yaml", []string{"cycle", "a -> b -> a"}},
 		{"nobuild.yaml", []string{"no service", "build: section", f("nobuild.yaml")}},
 		{"upper.yaml", []string{`service "api"`, "Shop/API:1.0", "lowercase"}},
+		{"aliascycle.yaml", []string{f("aliascycle.yaml"), "line 4", "*api", "cycle"}},
 		{"clash.yaml", []string{`"a" and "b"`, "shop/app", "different build: sections"}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {

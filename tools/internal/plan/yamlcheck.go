@@ -1,0 +1,60 @@
+package plan
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+
+	"go.yaml.in/yaml/v4"
+
+	"github.com/slipway-dev/slipway/tools/internal/exit"
+)
+
+// checkAliasCycles rejects a compose file in which an alias points to a node
+// that contains it (`a: &a {<<: *a}`). compose-go's loader would spend
+// minutes on such a file before giving up; this finds it in one pass over
+// the node tree, with the line. Files without aliases are not parsed.
+func checkAliasCycles(file string) error {
+	data, err := os.ReadFile(file)
+	if err != nil || !bytes.Contains(data, []byte("*")) {
+		return nil // the loader reports unreadable files
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		if err := dec.Decode(&doc); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return nil // a syntax error: the loader reports it with its line
+		}
+		if n := aliasCycle(&doc, map[*yaml.Node]bool{}); n != nil {
+			return exit.Usagef("compose file %s line %d: alias *%s refers to a node that contains it, a cycle; "+
+				"merge (<<) or alias an anchor defined outside the node", file, n.Line, n.Value)
+		}
+	}
+}
+
+// aliasCycle returns the first alias that points at one of its ancestors.
+// Every alias cycle has one: an alias can only name an anchor defined before
+// it, so a cycle closes through a node that encloses the alias.
+func aliasCycle(n *yaml.Node, ancestors map[*yaml.Node]bool) *yaml.Node {
+	if n == nil {
+		return nil
+	}
+	if n.Kind == yaml.AliasNode {
+		if ancestors[n.Alias] {
+			return n
+		}
+		return nil
+	}
+	ancestors[n] = true
+	defer delete(ancestors, n)
+	for _, c := range n.Content {
+		if bad := aliasCycle(c, ancestors); bad != nil {
+			return bad
+		}
+	}
+	return nil
+}

@@ -38,8 +38,14 @@ make_debian_tarball() {
   mirror=$(debian_mirror)
   rm -rf "$root"
   mkdir -p "$root"
-  debootstrap --variant=minbase bookworm "$root" "$mirror" >"$IMG_DIR/debootstrap.log" 2>&1 ||
-    die "debootstrap from $mirror failed; see $IMG_DIR/debootstrap.log"
+  # One retry: a mirror hiccup should not fail a whole CI run.
+  if ! debootstrap --variant=minbase bookworm "$root" "$mirror" >"$IMG_DIR/debootstrap.log" 2>&1; then
+    warn "debootstrap failed once (see $IMG_DIR/debootstrap.log); retrying"
+    rm -rf "$root"
+    mkdir -p "$root"
+    debootstrap --variant=minbase bookworm "$root" "$mirror" >"$IMG_DIR/debootstrap.log" 2>&1 ||
+      die "debootstrap from $mirror failed twice; see $IMG_DIR/debootstrap.log"
+  fi
   # Same apt sources as this host (so security updates resolve too), else the mirror.
   if [ -r /etc/apt/sources.list.d/debian.sources ]; then
     cp /etc/apt/sources.list.d/debian.sources "$root/etc/apt/sources.list.d/debian.sources"
@@ -125,11 +131,19 @@ build_one() {
   fi
   local old
   old=$(docker image inspect -f '{{.Id}}' "$ref" 2>/dev/null || true)
-  {
-    docker build --build-arg "BASE=$FIXTURES/debian:bookworm" \
-      --label "dev.slipway.fixture-hash=$hash" -t "$ref" "$REPO_ROOT/test/fixtures/base/$name" &&
-      dk push "$ref"
-  } >"$log" 2>&1 || return 1
+  local try
+  for try in 1 2; do
+    # The second try covers a mirror hiccup during apt-get.
+    if {
+      docker build --build-arg "BASE=$FIXTURES/debian:bookworm" \
+        --label "dev.slipway.fixture-hash=$hash" -t "$ref" "$REPO_ROOT/test/fixtures/base/$name" &&
+        dk push "$ref"
+    } >"$log" 2>&1; then
+      break
+    fi
+    [ "$try" = 1 ] || return 1
+    cp "$log" "$log.try1"
+  done
   printf '%s\n' "$hash" >"$IMG_DIR/$name.stamp"
   # The previous build of this fixture is now untagged: drop it (only it).
   if [ -n "$old" ] && [ "$old" != "$(docker image inspect -f '{{.Id}}' "$ref")" ]; then

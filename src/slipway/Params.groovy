@@ -93,6 +93,16 @@ class Params implements Serializable {
         if (best != null && bestDistance <= limit) {
             return "${step}: unknown parameter '${key}' (did you mean '${best}'?)".toString()
         }
+        // A part of a longer name ('credentialsId' for 'registryCredentialsId').
+        List containing = []
+        for (Object k : known) {
+            if (key.length() >= 3 && k.toString().toLowerCase().contains(key.toLowerCase())) {
+                containing.add("'${k}'".toString())
+            }
+        }
+        if (containing) {
+            return "${step}: unknown parameter '${key}' (did you mean ${containing.join(' or ')}?)".toString()
+        }
         return "${step}: unknown parameter '${key}' (known: ${known.join(', ')})".toString()
     }
 
@@ -221,7 +231,7 @@ class Params implements Serializable {
 
     @NonCPS
     private static String shown(Object v) {
-        String s = v instanceof CharSequence ? "'${v}'" : String.valueOf(v)
+        String s = v instanceof CharSequence ? "'${v}'" : "${v}"
         return s.length() > 60 ? s.substring(0, 57) + '...' : s
     }
 }

@@ -126,7 +126,6 @@ class Harness {
         Object[] a = body != null ? (args.length > 1 ? args[0..-2] as Object[] : new Object[0]) : args
         switch (name) {
             case 'pipeline':
-                record(name, a)
                 new Declarative(this, (PipelineScript) body.owner).run(body)
                 return null
             case 'echo':

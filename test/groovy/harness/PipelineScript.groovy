@@ -35,6 +35,10 @@ abstract class PipelineScript extends Script {
             if (harness.isGlobalVar(name)) {
                 return harness.globalVar(name)
             }
+            Map<String, String> env = harness.env()
+            if (env.containsKey(name)) {
+                return env[name] // as in Jenkins, environment variables are visible as bare names
+            }
             throw e
         }
     }

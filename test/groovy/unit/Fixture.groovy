@@ -51,6 +51,9 @@ class Fixture {
         h.credential('known-hosts', [type: 'file', fileName: 'known_hosts', content: KNOWN_HOSTS])
         h.credential('app-env', [type: 'file', fileName: 'app.env', content: ENV_FILE])
         h.credential('docker-config', [type: 'file', fileName: 'config.json', content: DOCKER_CONFIG])
+        // The ids Jenkinsfile.example uses.
+        h.credential('deploy-known-hosts', h.credentials['known-hosts'])
+        h.credential('shop-env', h.credentials['app-env'])
         return h
     }
 
@@ -113,6 +116,10 @@ class FakeAgent {
             h.nodeFs().remove(w[11])
             return 0
         }
+        h.onSh(~/^rm -f /) { Call c ->
+            ShellWords.split((String) c.arg('script')).drop(2).each { h.nodeFs().remove(it) }
+            return 0
+        }
         h.onSh(' version 2>&1') { Call c ->
             versionCalls++
             return "${version}\nexit=${versionExit}\n".toString()
@@ -120,11 +127,11 @@ class FakeAgent {
         h.onSh('>"$run/stdout"') { Call c ->
             runs.add(c)
             String run = Fixture.field((String) c.arg('script'), 'run')
-            h.seed(run + '/stderr.tail', runStderr)
             h.seed(run + '/stdout', runStdout)
             if (onRun != null) {
-                onRun.call(c)
+                onRun.call(c) // may change runStatus and runStderr for this run
             }
+            h.seed(run + '/stderr.tail', runStderr)
             return runStatus
         }
     }

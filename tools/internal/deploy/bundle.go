@@ -5,16 +5,15 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
-
-	"go.yaml.in/yaml/v4"
+	"sync"
 
 	"github.com/slipway-dev/slipway/tools/internal/deploy/remote"
 	"github.com/slipway-dev/slipway/tools/internal/exit"
 	"github.com/slipway-dev/slipway/tools/internal/manifest"
+	"github.com/slipway-dev/slipway/tools/internal/pinned"
 	"github.com/slipway-dev/slipway/tools/internal/progress"
 	"github.com/slipway-dev/slipway/tools/internal/regauth"
 )
@@ -33,6 +32,9 @@ type bundle struct {
 	registries []string      // registry hosts of images
 	unpinned   []string      // image references without a digest (warned about)
 	dynamic    bool          // an image reference uses ${VAR}: let compose pull
+
+	mu    sync.Mutex
+	notes map[remote.ComposeKind][]string // rendering notes, logged once per flavour
 }
 
 // maxBundleFile bounds one referenced file: config files, not data.
@@ -57,30 +59,32 @@ func loadBundle(manifestPath, envFile string, log *progress.Logger) (*bundle, er
 		return nil, exit.Usagef("manifest %s: pinnedCompose is empty: run 'slipway push', which writes the pinned compose file", manifestPath)
 	}
 	base := filepath.Dir(manifestPath)
-	b := &bundle{m: m, pinnedPath: resolve(base, m.PinnedCompose)}
-	b.projectDir = filepath.Dir(b.pinnedPath)
-	if m.ProjectDir != "" {
-		b.projectDir = resolve(base, m.ProjectDir)
+	b := &bundle{m: m, pinnedPath: resolve(base, m.PinnedCompose), notes: map[remote.ComposeKind][]string{}}
+	// Relative paths in the pinned file are relative to the compose project
+	// directory, as push resolved them (pinned.LoadFrom).
+	lo := pinned.LoadFrom(m, manifestPath)
+	switch {
+	case lo.ProjectDir != "":
+		b.projectDir = lo.ProjectDir
+	case len(lo.Files) > 0:
+		b.projectDir = filepath.Dir(lo.Files[0])
+	default:
+		b.projectDir = filepath.Dir(b.pinnedPath)
 	}
-	data, err := os.ReadFile(b.pinnedPath)
-	if errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(b.pinnedPath); errors.Is(err, fs.ErrNotExist) {
 		return nil, exit.Usagef("pinned compose file %s (manifest %s, pinnedCompose) not found: run 'slipway push' again, or archive it with the manifest", b.pinnedPath, manifestPath)
 	}
+	model, err := pinned.ReadFile(b.pinnedPath)
 	if err != nil {
-		return nil, fmt.Errorf("reading the pinned compose file: %w", err)
+		return nil, err
 	}
-	if err := yaml.Unmarshal(data, &b.model); err != nil {
-		return nil, exit.Usagef("pinned compose file %s is not valid YAML: %v", b.pinnedPath, err)
-	}
-	if b.model == nil {
-		return nil, exit.Usagef("pinned compose file %s is empty", b.pinnedPath)
-	}
+	b.model = model
 	if err := b.collectImages(); err != nil {
 		return nil, err
 	}
-	refs, err := referencedFiles(b.model)
+	refs, err := pinned.ReferencedFiles(b.model, b.projectDir)
 	if err != nil {
-		return nil, exit.Usagef("pinned compose file %s: %v", b.pinnedPath, err)
+		return nil, exit.With(exit.Usage, fmt.Errorf("pinned compose file %s: %w", b.pinnedPath, err))
 	}
 	for _, r := range refs {
 		if err := b.addReferenced(r, log); err != nil {
@@ -222,147 +226,26 @@ func (b *bundle) addFile(rel, abs string, st fs.FileInfo) error {
 	return nil
 }
 
-// referencedFiles lists the relative host paths the model references:
-// bind-mount sources, env_file, configs and secrets files. Absolute paths are
-// the server's own and stay as they are; paths leaving the project directory
-// cannot travel with the release.
-func referencedFiles(model map[string]any) ([]string, error) {
-	var out []string
-	seen := map[string]bool{}
-	add := func(where, p string) error {
-		if p == "" || strings.HasPrefix(p, "/") || strings.HasPrefix(p, "~") || strings.Contains(p, "$") {
-			return nil
-		}
-		clean := path.Clean(filepath.ToSlash(p))
-		if clean == "." {
-			return fmt.Errorf("%s: %q is the whole project directory, which cannot travel with a release; mount a subdirectory", where, p)
-		}
-		if clean == ".." || strings.HasPrefix(clean, "../") {
-			return fmt.Errorf("%s: %q lies outside the project directory and cannot travel with the release; move it inside or use an absolute path on the server", where, p)
-		}
-		if !seen[clean] {
-			seen[clean] = true
-			out = append(out, clean)
-		}
-		return nil
-	}
-	services, _ := model["services"].(map[string]any)
-	names := sortedKeys(services)
-	for _, name := range names {
-		svc, _ := services[name].(map[string]any)
-		vols, _ := svc["volumes"].([]any)
-		for _, v := range vols {
-			where := "services." + name + ".volumes"
-			switch v := v.(type) {
-			case string:
-				src, _, ok := strings.Cut(v, ":")
-				if ok && (strings.HasPrefix(src, ".") || strings.HasPrefix(src, "/") || strings.HasPrefix(src, "~")) {
-					if err := add(where, src); err != nil {
-						return nil, err
-					}
-				}
-			case map[string]any:
-				if t, _ := v["type"].(string); t == "bind" {
-					src, _ := v["source"].(string)
-					if err := add(where, src); err != nil {
-						return nil, err
-					}
-				}
-			}
-		}
-		where := "services." + name + ".env_file"
-		switch e := svc["env_file"].(type) {
-		case string:
-			if err := add(where, e); err != nil {
-				return nil, err
-			}
-		case []any:
-			for _, x := range e {
-				p, _ := x.(string)
-				if m, ok := x.(map[string]any); ok {
-					p, _ = m["path"].(string)
-				}
-				if err := add(where, p); err != nil {
-					return nil, err
-				}
-			}
-		}
-	}
-	for _, top := range []string{"configs", "secrets"} {
-		items, _ := model[top].(map[string]any)
-		for _, name := range sortedKeys(items) {
-			it, _ := items[name].(map[string]any)
-			if f, _ := it["file"].(string); f != "" {
-				if err := add(top+"."+name+".file", f); err != nil {
-					return nil, err
-				}
-			}
-		}
-	}
-	return out, nil
-}
-
-func sortedKeys(m map[string]any) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
-// renderCompose writes the model for the server's Compose. v1 (1.29) rejects
-// a top-level name: (the project name travels with -p anyway) and the
-// depends_on "required" key.
-func (b *bundle) renderCompose(kind remote.ComposeKind) ([]byte, error) {
-	m := make(map[string]any, len(b.model))
-	for k, v := range b.model {
-		m[k] = v
-	}
+// renderCompose renders the model for the server's Compose (pinned.Render:
+// v1 gets no top-level name:, short syntax, no post-1.29 keys). What had to
+// be dropped is logged once per flavour.
+func (b *bundle) renderCompose(kind remote.ComposeKind, log *progress.Logger) ([]byte, error) {
+	t := pinned.ComposeV2
 	if kind == remote.ComposeV1 {
-		delete(m, "name")
-		if services, ok := m["services"].(map[string]any); ok {
-			ns := make(map[string]any, len(services))
-			for name, sv := range services {
-				svc, ok := sv.(map[string]any)
-				if !ok {
-					ns[name] = sv
-					continue
-				}
-				deps, ok := svc["depends_on"].(map[string]any)
-				if !ok {
-					ns[name] = svc
-					continue
-				}
-				c := make(map[string]any, len(svc))
-				for k, v := range svc {
-					c[k] = v
-				}
-				nd := make(map[string]any, len(deps))
-				for dn, dv := range deps {
-					if dm, ok := dv.(map[string]any); ok {
-						x := make(map[string]any, len(dm))
-						for k, v := range dm {
-							if k != "required" && k != "restart" {
-								x[k] = v
-							}
-						}
-						nd[dn] = x
-					} else {
-						nd[dn] = dv
-					}
-				}
-				c["depends_on"] = nd
-				ns[name] = c
-			}
-			m["services"] = ns
-		}
-	} else if _, ok := m["name"]; !ok {
-		m["name"] = b.m.Project
+		t = pinned.ComposeV1
 	}
-	out, err := yaml.Marshal(m)
+	data, notes, err := pinned.RenderNotes(b.model, t)
 	if err != nil {
-		return nil, fmt.Errorf("rendering the compose file: %w", err)
+		return nil, exit.With(exit.Usage, fmt.Errorf("rendering %s for Compose %s: %w", b.pinnedPath, kind, err))
 	}
-	return out, nil
+	b.mu.Lock()
+	_, said := b.notes[kind]
+	b.notes[kind] = notes
+	b.mu.Unlock()
+	if !said {
+		for _, n := range notes {
+			log.Printf("compose %s: %s", kind, n)
+		}
+	}
+	return data, nil
 }

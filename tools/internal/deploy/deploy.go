@@ -194,6 +194,9 @@ func Deploy(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, exit.With(exit.Failed, err)
 	}
+	if anon := missing(b.registries, registries); len(anon) > 0 {
+		o.Log.Printf("no registry credentials for %s (neither SLIPWAY_REGISTRY_USER/SLIPWAY_REGISTRY_PASSWORD nor DOCKER_CONFIG has them): the servers pull anonymously or with their own docker login", strings.Join(anon, ", "))
+	}
 	res := &Result{Command: "deploy", Project: b.m.Project, Release: b.m.Commit, Strategy: strategy.Name(), DryRun: o.DryRun}
 	runs := make([]*hostRun, len(hosts))
 	for i, h := range hosts {
@@ -300,7 +303,7 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 		log.Printf("release %s is already current: converging it again", short(commit))
 	}
 	r.d = d
-	files, err := releaseFiles(b, facts.Compose, d.Previous, o)
+	files, err := releaseFiles(b, facts.Compose, d.Previous, o, log)
 	if err != nil {
 		fail(err)
 		return
@@ -361,10 +364,14 @@ func revertHost(ctx context.Context, strategy Strategy, r *hostRun, why string) 
 	d := r.d
 	rctx, cancel := cleanupContext(ctx, d.upTimeout()+d.cfg.healthTimeout)
 	defer cancel()
+	target := "release " + short(d.Previous)
+	if d.Previous == "" {
+		target = "no release (this was the first deploy here)"
+	}
 	if why != "" {
-		log.Printf("rolling back to %s: %s", orNone(short(d.Previous)), why)
+		log.Printf("rolling back to %s: %s", target, why)
 	} else {
-		log.Printf("rolling back to release %s", orNone(short(d.Previous)))
+		log.Printf("rolling back to %s", target)
 	}
 	err := strategy.Revert(rctx, d)
 	if err == nil && r.switched && d.Previous != "" {
@@ -388,7 +395,11 @@ func revertHost(ctx context.Context, strategy Strategy, r *hostRun, why string) 
 		}
 	}
 	r.res.Status = StatusRolledBack
-	log.Printf("rolled back: release %s is serving again", orNone(short(d.Previous)))
+	if d.Previous == "" {
+		log.Printf("rolled back: release %s taken down, nothing was deployed here before", short(d.Release))
+	} else {
+		log.Printf("rolled back: release %s is serving again", short(d.Previous))
+	}
 }
 
 func releaseExists(ctx context.Context, h *remote.Host, commit string) (bool, error) {
@@ -470,8 +481,8 @@ func pruneSet(rels []remote.Release, current string, keep int) (drop []string, i
 
 // releaseFiles are the files of releases/<commit>/: the rendered compose file,
 // the referenced files, .env and release.json.
-func releaseFiles(b *bundle, kind remote.ComposeKind, previous string, o *Options) ([]remote.File, error) {
-	compose, err := b.renderCompose(kind)
+func releaseFiles(b *bundle, kind remote.ComposeKind, previous string, o *Options, log *progress.Logger) ([]remote.File, error) {
+	compose, err := b.renderCompose(kind, log)
 	if err != nil {
 		return nil, err
 	}
@@ -599,3 +610,18 @@ func registryConfig(registries, envHosts []string, getenv func(string) string) (
 }
 
 func base64Std(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// missing lists the registries of all that are not in have (by server address).
+func missing(all, have []string) []string {
+	got := map[string]bool{}
+	for _, h := range have {
+		got[regauth.NormalizeHost(h)] = true
+	}
+	var out []string
+	for _, r := range all {
+		if !got[regauth.NormalizeHost(r)] {
+			out = append(out, r)
+		}
+	}
+	return out
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -58,14 +59,14 @@ services:
     volumes:
       - ./conf/app.conf:/etc/app.conf:ro
       - data:/data
+    depends_on:
+      db: {condition: service_healthy, required: true}
     labels:
       app: shop
 %s  db:
     image: reg.test:5000/fixtures/postgres@%s
     labels:
       fake.health: healthy
-    depends_on:
-      x: {condition: service_started, required: false}
 volumes:
   data: {}
 `, webDigest, labels, dbDigest)
@@ -593,18 +594,18 @@ func TestValidation(t *testing.T) {
 	h := newFakeHost(t, "t1")
 	m := release(t, "v1", nil)
 	for name, mod := range map[string]func(*Options){
-		"no hosts":     func(o *Options) { o.Hosts = nil },
-		"no dir":       func(o *Options) { o.Dir = "" },
-		"bad host":     func(o *Options) { o.Hosts = []string{"a b"} },
-		"strategy":     func(o *Options) { o.Strategy = "bluegreen" },
-		"on-failure":   func(o *Options) { o.OnFailure = "pray" },
-		"hook":         func(o *Options) { o.PreDeploy = "migrate" },
-		"smoke":        func(o *Options) { o.SmokeURL = "localhost:8080" },
-		"keep":         func(o *Options) { o.Keep = -1 },
-		"env-file":     func(o *Options) { o.EnvFile = "/nonexistent/prod.env" },
-		"manifest":     func(o *Options) { o.Manifest = "/nonexistent/m.json" },
-		"parallel":     func(o *Options) { o.Parallel = -2 },
-		"not-pushed":   func(o *Options) { o.Manifest = unpushed(t, m) },
+		"no hosts":   func(o *Options) { o.Hosts = nil },
+		"no dir":     func(o *Options) { o.Dir = "" },
+		"bad host":   func(o *Options) { o.Hosts = []string{"a b"} },
+		"strategy":   func(o *Options) { o.Strategy = "bluegreen" },
+		"on-failure": func(o *Options) { o.OnFailure = "pray" },
+		"hook":       func(o *Options) { o.PreDeploy = "migrate" },
+		"smoke":      func(o *Options) { o.SmokeURL = "localhost:8080" },
+		"keep":       func(o *Options) { o.Keep = -1 },
+		"env-file":   func(o *Options) { o.EnvFile = "/nonexistent/prod.env" },
+		"manifest":   func(o *Options) { o.Manifest = "/nonexistent/m.json" },
+		"parallel":   func(o *Options) { o.Parallel = -2 },
+		"not-pushed": func(o *Options) { o.Manifest = unpushed(t, m) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := deployTo(t, m, []*fakeHost{h}, mod)
@@ -629,4 +630,128 @@ func unpushed(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+func TestServerWithoutDockerOrCompose(t *testing.T) {
+	for _, tc := range []struct{ remove, want string }{
+		{"docker-compose", "compose not found on the server: install the Compose plugin"},
+		{"docker", "docker not found on the server: install Docker Engine"},
+	} {
+		t.Run(tc.remove, func(t *testing.T) {
+			h := newFakeHost(t, "t1")
+			bin := strings.TrimPrefix(strings.Split(h.env[1], ":")[0], "PATH=")
+			if err := os.Remove(filepath.Join(bin, tc.remove)); err != nil {
+				t.Fatal(err)
+			}
+			r := deployTo(t, release(t, "v1", nil), []*fakeHost{h}, nil)
+			wantCode(t, r, exit.Failed)
+			if !strings.Contains(r.err.Error(), tc.want) {
+				t.Errorf("error %q lacks %q", r.err, tc.want)
+			}
+			if _, err := os.Stat(h.dir()); err == nil {
+				t.Error("the deploy directory was created on a server that cannot run the release")
+			}
+		})
+	}
+}
+
+func TestRollbackCommand(t *testing.T) {
+	h := newFakeHost(t, "t1")
+	ro := RollbackOptions{Target: Target{Hosts: []string{"t1"}, Dir: "app", Dial: fakeDial(h)}, Stdout: io.Discard, Log: progress.Discard(), Getenv: credsEnv}
+	_, err := Rollback(context.Background(), ro)
+	if exit.Code(err) != exit.Failed || !strings.Contains(err.Error(), "no current release") {
+		t.Fatalf("rollback with nothing deployed: %v", err)
+	}
+	for _, v := range []string{"v1", "v2", "v3"} {
+		wantCode(t, deployTo(t, release(t, v, nil), []*fakeHost{h}, nil), 0)
+		time.Sleep(1100 * time.Millisecond)
+	}
+	if _, err := Rollback(context.Background(), ro); err != nil {
+		t.Fatal(err)
+	}
+	if h.current() != commitOf("v2") || h.runningRelease() != commitOf("v2") {
+		t.Fatalf("after rollback: current %s", h.current())
+	}
+	ro.To = commitOf("v1")[:8]
+	ro.JSON = true
+	var out bytes.Buffer
+	ro.Stdout = &out
+	if _, err := Rollback(context.Background(), ro); err != nil {
+		t.Fatal(err)
+	}
+	if h.current() != commitOf("v1") {
+		t.Fatalf("after rollback --to v1: current %s", h.current())
+	}
+	var res Result
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil || res.Hosts[0].Release != commitOf("v1") || res.Hosts[0].Previous != commitOf("v2") {
+		t.Fatalf("rollback --json: %v %s", err, out.String())
+	}
+	ro.To = "abcdef"
+	if _, err := Rollback(context.Background(), ro); exit.Code(err) != exit.Usage {
+		t.Fatalf("rollback to an unknown release: %v", err)
+	}
+}
+
+func TestStatusAndReleases(t *testing.T) {
+	h := newFakeHost(t, "t1")
+	wantCode(t, deployTo(t, release(t, "v1", nil), []*fakeHost{h}, nil), 0)
+	tg := Target{Hosts: []string{"t1", "gone"}, Dir: "app", Dial: fakeDial(h)}
+	var out bytes.Buffer
+	sts, err := Status(context.Background(), InfoOptions{Target: tg, JSON: true, Stdout: &out, Log: progress.Discard()})
+	if exit.Code(err) != exit.Failed || !strings.Contains(err.Error(), "gone") {
+		t.Errorf("status with an unreachable host: %v", err)
+	}
+	if sts[0].Current != commitOf("v1") || !sts[0].Healthy || len(sts[0].Containers) != 2 || sts[0].Release.Project != "shop" || sts[1].Error == "" {
+		t.Errorf("status %+v", sts)
+	}
+	var parsed []HostStatus
+	if err := json.Unmarshal(out.Bytes(), &parsed); err != nil || len(parsed) != 2 {
+		t.Errorf("status --json: %v", err)
+	}
+	out.Reset()
+	tg.Hosts = []string{"t1"}
+	if _, err := Status(context.Background(), InfoOptions{Target: tg, Stdout: &out, Log: progress.Discard()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"t1: current " + commitOf("v1"), "project shop", "shop_web_1", "healthy"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status output lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	hrs, err := Releases(context.Background(), InfoOptions{Target: tg, Stdout: &out, Log: progress.Discard()})
+	if err != nil || len(hrs[0].Releases) != 1 || !hrs[0].Releases[0].Current {
+		t.Fatalf("releases: %v %+v", err, hrs)
+	}
+}
+
+func TestPruneSetAndBatches(t *testing.T) {
+	rel := func(name string, age int, imgs ...string) remote.Release {
+		return remote.Release{Name: name, ModTime: time.Unix(int64(1000-age), 0), Meta: &remote.ReleaseJSON{Images: imgs}}
+	}
+	rels := []remote.Release{rel("e", 0, "web@5", "db@1"), rel("d", 1, "web@4", "db@1"), rel("c", 2, "web@3", "db@1"), rel("b", 3, "web@2", "db@0"), rel("a", 4, "web@1", "db@0")}
+	drop, imgs := pruneSet(rels, "c", 2) // current is c (a rollback), keep 2: c and e
+	if strings.Join(drop, ",") != "d,b,a" || strings.Join(imgs, ",") != "web@4,web@2,db@0,web@1" {
+		t.Errorf("drop %v images %v", drop, imgs)
+	}
+	if drop, _ := pruneSet(rels, "e", 5); len(drop) != 0 {
+		t.Errorf("keep 5 of 5 dropped %v", drop)
+	}
+	got := fmt.Sprint(batches(5, 2, true))
+	if got != "[[0] [1 2] [3 4]]" {
+		t.Errorf("batches(5, 2, canary) = %s", got)
+	}
+	if got := fmt.Sprint(batches(3, 1, false)); got != "[[0] [1] [2]]" {
+		t.Errorf("batches(3, 1) = %s", got)
+	}
+	if s, c, ok := parseHook(" web :  python manage.py migrate --noinput "); !ok || s != "web" || c != "python manage.py migrate --noinput" {
+		t.Errorf("parseHook: %q %q %v", s, c, ok)
+	}
+	hosts, err := readHostsFile(strings.NewReader("# prod\napp1\n\n deploy@app2:2222  # second\n"), "hosts")
+	if err != nil || strings.Join(hosts, ",") != "app1,deploy@app2:2222" {
+		t.Errorf("hosts file: %v %v", hosts, err)
+	}
+	if _, err := readHostsFile(strings.NewReader("app1 app2\n"), "hosts"); exit.Code(err) != exit.Usage {
+		t.Errorf("two hosts on a line: %v", err)
+	}
 }

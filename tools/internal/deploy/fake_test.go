@@ -76,7 +76,17 @@ func newFakeHost(t *testing.T, name string) *fakeHost {
 			t.Fatal(err)
 		}
 	}
-	f.env = []string{"HOME=" + f.home, "PATH=" + bin + ":/usr/local/bin:/usr/bin:/bin", "TMPDIR=" + f.tmp, "FAKE_STATE=" + f.state, "LC_ALL=C"}
+	// Only the tools a server has besides Docker: the real docker and
+	// docker-compose of this machine must not be found.
+	sys := filepath.Join(root, "sys")
+	os.MkdirAll(sys, 0o755)
+	for _, tool := range []string{"sh", "cat", "mkdir", "mv", "rm", "ln", "tar", "find", "grep", "stat", "date", "readlink",
+		"mktemp", "dirname", "chmod", "tr", "printf", "sleep", "touch", "echo", "true", "false", "ls", "id"} {
+		if p, err := exec.LookPath(tool); err == nil {
+			os.Symlink(p, filepath.Join(sys, tool))
+		}
+	}
+	f.env = []string{"HOME=" + f.home, "PATH=" + bin + ":" + sys, "TMPDIR=" + f.tmp, "FAKE_STATE=" + f.state, "LC_ALL=C"}
 	return f
 }
 
@@ -333,7 +343,7 @@ func fakeDocker(st *fakeState, args []string) int {
 					"Id": c.ID, "Name": "/" + c.Name, "RestartCount": 0, "State": state,
 					"Config": map[string]any{"Image": c.Image, "Labels": map[string]string{
 						"com.docker.compose.project": c.Project, "com.docker.compose.service": c.Service,
-						"com.docker.compose.oneoff": map[bool]string{true: "True", false: "False"}[c.OneOff],
+						"com.docker.compose.oneoff":              map[bool]string{true: "True", false: "False"}[c.OneOff],
 						"com.docker.compose.project.working_dir": c.WorkingDir}},
 					"HostConfig": map[string]any{"RestartPolicy": map[string]any{"Name": c.RestartPolicy}},
 				})

@@ -87,9 +87,9 @@ func summaryError(res *Result, runs []*hostRun, stop bool) error {
 			parts = append(parts, fmt.Sprintf("%s: %s (nothing changed)", h.Host, h.Error))
 		case StatusRolledBack:
 			if h.Error != "" {
-				parts = append(parts, fmt.Sprintf("%s: %s; rolled back to %s", h.Host, h.Error, orNone(short(h.Previous))))
+				parts = append(parts, fmt.Sprintf("%s: %s; %s", h.Host, h.Error, rolledBackTo(h.Previous)))
 			} else {
-				parts = append(parts, fmt.Sprintf("%s: rolled back to %s", h.Host, orNone(short(h.Previous))))
+				parts = append(parts, fmt.Sprintf("%s: %s (another host failed)", h.Host, rolledBackTo(h.Previous)))
 			}
 		case StatusLeftChanged:
 			parts = append(parts, fmt.Sprintf("%s: %s; ROLLBACK FAILED: %s", h.Host, h.Error, h.RollbackError))
@@ -127,4 +127,11 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+func rolledBackTo(prev string) string {
+	if prev == "" {
+		return "rolled back (the first release here, taken down again)"
+	}
+	return "rolled back to " + short(prev)
 }

@@ -4,7 +4,7 @@ import slipway.Runner
 /**
  * deployCompose: deploys the pushed release (the digest-pinned compose file) to servers over
  * SSH (`slipway deploy`): lock, upload, pull, converge, health gate, switch, prune; rolls back
- * on failure. Returns [exitCode, hosts (host -> result, as the binary reports it), report].
+ * on failure. Returns [exitCode, status, release, hosts (host -> result), report (the binary's --json)].
  * Every parameter, with an example: vars/deployCompose.txt.
  */
 def call(Map params = [:]) {
@@ -13,7 +13,7 @@ def call(Map params = [:]) {
     Map defaults = [
             hosts                    : [],                     // --host (repeatable) [user@]host[:port]; required unless hostsFile
             hostsFile                : null,                   // --hosts-file: one host per line, # comments
-            dir                      : null,                   // --dir: the app's directory on the servers
+            dir                      : null,                   // --dir: the app's directory on the servers; required
             sshCredentialsId         : null,                   // sshUserPrivateKey credential: --identity, its passphrase, and its username for hosts without user@
             identity                 : null,                   // --identity: a key file already on the agent (instead of sshCredentialsId)
             knownHostsCredentialsId  : null,                   // file credential with the servers' known_hosts lines: --known-hosts
@@ -32,6 +32,7 @@ def call(Map params = [:]) {
             smokeUrl                 : null,                   // --smoke-url: fetched on each server (its loopback) before switching
             keep                     : null,                   // --keep: releases kept per server; default 5
             lockWait                 : null,                   // --lock-wait: wait this long for another deploy's lock; default 0
+            lockTtl                  : null,                   // --lock-ttl: a lock older than this is stale and taken over; default 30m
             preDeploy                : [],                     // --pre-deploy (repeatable) "SERVICE: COMMAND" run before switching (migrations)
             dryRun                   : false,                  // --dry-run: print every remote action, change nothing
             registryCredentialsId    : null,                   // usernamePassword credential the servers pull with (never left on them)
@@ -45,5 +46,6 @@ def call(Map params = [:]) {
     if (res.status != 0) {
         r.fail(res)
     }
-    return [exitCode: res.status, hosts: Results.hosts(report), report: report]
+    return [exitCode: res.status, status: report instanceof Map ? report.status : null,
+            release : report instanceof Map ? report.release : null, hosts: Results.hosts(report), report: report]
 }

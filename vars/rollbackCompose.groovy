@@ -4,7 +4,7 @@ import slipway.Runner
 /**
  * rollbackCompose: puts servers back on an earlier release (`slipway rollback`): the previous
  * one, or the commit given as `to`. Made for the "roll back" button of a parameterized job.
- * Returns [exitCode, hosts (host -> result, as the binary reports it), report].
+ * Returns [exitCode, status, release, hosts (host -> result), report (the binary's --json)].
  * Every parameter, with an example: vars/rollbackCompose.txt.
  */
 def call(Map params = [:]) {
@@ -13,7 +13,7 @@ def call(Map params = [:]) {
     Map defaults = [
             hosts                    : [],    // --host (repeatable) [user@]host[:port]; required unless hostsFile
             hostsFile                : null,  // --hosts-file: one host per line, # comments
-            dir                      : null,  // --dir: the app's directory on the servers
+            dir                      : null,  // --dir: the app's directory on the servers; required
             sshCredentialsId         : null,  // sshUserPrivateKey credential: --identity, its passphrase, and its username for hosts without user@
             identity                 : null,  // --identity: a key file already on the agent (instead of sshCredentialsId)
             knownHostsCredentialsId  : null,  // file credential with the servers' known_hosts lines: --known-hosts
@@ -22,6 +22,11 @@ def call(Map params = [:]) {
             acceptNew                : false, // --accept-new: trust a host seen for the first time
             jump                     : null,  // --jump [user@]host[:port]: a bastion
             to                       : null,  // --to COMMIT: the release to return to; default the previous one
+            parallel                 : null,  // --parallel: hosts at a time; default 1
+            healthTimeout            : null,  // --health-timeout, e.g. '3m'; default 2m
+            smokeUrl                 : null,  // --smoke-url: fetched on each server (its loopback) after the health gate
+            lockWait                 : null,  // --lock-wait: wait this long for a deploy's lock; default 0
+            lockTtl                  : null,  // --lock-ttl: a lock older than this is stale and taken over; default 30m
             registryCredentialsId    : null,  // usernamePassword credential the servers pull with, if images must be pulled again
             dockerConfigCredentialsId: null,  // or a file credential holding a docker config.json
             tool                     : null,  // path to a slipway binary; default SLIPWAY_BIN, else the pinned release
@@ -33,5 +38,6 @@ def call(Map params = [:]) {
     if (res.status != 0) {
         r.fail(res)
     }
-    return [exitCode: res.status, hosts: Results.hosts(report), report: report]
+    return [exitCode: res.status, status: report instanceof Map ? report.status : null,
+            release : report instanceof Map ? report.release : null, hosts: Results.hosts(report), report: report]
 }

@@ -156,6 +156,7 @@ class Spec implements Serializable {
                 m.smokeUrl = p(STRING, '--smoke-url')
                 m.keep = p(INTEGER, '--keep', [min: 1])
                 m.lockWait = p(DURATION, '--lock-wait')
+                m.lockTtl = p(DURATION, '--lock-ttl')
                 m.preDeploy = p(LIST, '--pre-deploy')
                 m.dryRun = p(BOOLEAN, '--dry-run')
                 m.putAll(registryCredentials())
@@ -164,6 +165,11 @@ class Spec implements Serializable {
             case 'rollbackCompose':
                 m.putAll(target())
                 m.to = p(STRING, '--to')
+                m.parallel = p(INTEGER, '--parallel', [min: 1])
+                m.healthTimeout = p(DURATION, '--health-timeout')
+                m.smokeUrl = p(STRING, '--smoke-url')
+                m.lockWait = p(DURATION, '--lock-wait')
+                m.lockTtl = p(DURATION, '--lock-ttl')
                 m.putAll(registryCredentials())
                 m.putAll(tool())
                 break
@@ -173,11 +179,11 @@ class Spec implements Serializable {
         return m
     }
 
-    /** Groups of which at least one must be given. */
+    /** Required parameters: groups of which at least one must be given. */
     @NonCPS
     static List oneOf(String step) {
         if (step == 'deployCompose' || step == 'rollbackCompose') {
-            return [['hosts', 'hostsFile']]
+            return [['hosts', 'hostsFile'], ['dir']]
         }
         return []
     }

@@ -22,7 +22,7 @@ class BinaryTest {
         s.run('buildImages', [:])
         s.run('runTests', [:])
         s.run('pushImages', [:])
-        s.run('deployCompose', [hosts: 'app1'])
+        s.run('deployCompose', [hosts: 'app1', dir: '/srv/app'])
         assert s.agent.curlCalls == 1
         assert s.agent.versionCalls == 1
         assert s.agent.runs.size() == 4
@@ -183,7 +183,7 @@ class BinaryTest {
     void windowsAgentsGetAClearError() {
         Steps s = new Steps()
         s.h.unix = false
-        String m = failure { s.run('deployCompose', [hosts: 'app1']) }
+        String m = failure { s.run('deployCompose', [hosts: 'app1', dir: '/srv/app']) }
         assert m == 'deployCompose: Windows agents are not supported; run this step on a Linux or macOS agent with sh, curl, git and the docker CLI'
         assert s.h.calls('sh').isEmpty()
     }

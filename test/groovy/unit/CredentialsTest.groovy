@@ -54,7 +54,7 @@ class CredentialsTest {
     void registryCredentialsForBuildTestPushAndRollback() {
         for (String step : ['buildImages', 'runTests', 'pushImages', 'rollbackCompose']) {
             Steps s = new Steps()
-            Map args = step == 'rollbackCompose' ? [hosts: 'app1', registryCredentialsId: 'registry'] : [registryCredentialsId: 'registry']
+            Map args = step == 'rollbackCompose' ? [hosts: 'app1', dir: '/srv/app', registryCredentialsId: 'registry'] : [registryCredentialsId: 'registry']
             s.run(step, args)
             assert s.h.calls('withCredentials')[0].args == [[[$class          : 'usernamePassword', credentialsId: 'registry',
                                                                usernameVariable: 'SLIPWAY_REGISTRY_USER', passwordVariable: 'SLIPWAY_REGISTRY_PASSWORD']]]
@@ -138,8 +138,8 @@ class CredentialsTest {
         s.run('runTests', [dockerConfigCredentialsId: 'docker-config'])
         s.run('pushImages', [registryCredentialsId: 'registry'])
         s.run('deployCompose', ALL_DEPLOY)
-        s.run('deployCompose', [hosts: 'app1', dockerConfigCredentialsId: 'docker-config', sshCredentialsId: 'deploy-ssh'])
-        s.run('rollbackCompose', [hosts: 'app1', sshCredentialsId: 'deploy-ssh', knownHostsCredentialsId: 'known-hosts', registryCredentialsId: 'registry'])
+        s.run('deployCompose', [hosts: 'app1', dir: '/srv/app', dockerConfigCredentialsId: 'docker-config', sshCredentialsId: 'deploy-ssh'])
+        s.run('rollbackCompose', [hosts: 'app1', dir: '/srv/app', sshCredentialsId: 'deploy-ssh', knownHostsCredentialsId: 'known-hosts', registryCredentialsId: 'registry'])
         assert s.h.calls('sh').size() > 10
         assert s.h.calls('withCredentials').size() == 6
         assert leaks(s.h) == []

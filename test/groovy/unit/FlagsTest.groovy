@@ -4,7 +4,7 @@ import slipway.Spec
 /** Every parameter of every step becomes the right flag of the binary (ARCHITECTURE.md's CLI contract). */
 class FlagsTest {
     static final String BIN = '/ws/app@tmp/slipway/9.9.9/linux-amd64/slipway'
-    static final Map REQUIRED = [deployCompose: [hosts: 'app1'], rollbackCompose: [hosts: 'app1']]
+    static final Map REQUIRED = [deployCompose: [hosts: 'app1', dir: '/srv/app'], rollbackCompose: [hosts: 'app1', dir: '/srv/app']]
 
     // step -> list of [parameter, value, the words it must add]. Parameters that are no flag
     // (credentials bound into the environment, library options) add nothing: [].
@@ -71,6 +71,7 @@ class FlagsTest {
                     ['smokeUrl', 'http://127.0.0.1:8080/healthz', ['--smoke-url', 'http://127.0.0.1:8080/healthz']],
                     ['keep', 3, ['--keep', '3']],
                     ['lockWait', '5m', ['--lock-wait', '5m']],
+                    ['lockTtl', '1h', ['--lock-ttl', '1h']],
                     ['preDeploy', 'web: python manage.py migrate', ['--pre-deploy', 'web: python manage.py migrate']],
                     ['preDeploy', ['db: true', 'web: migrate'], ['--pre-deploy', 'db: true', '--pre-deploy', 'web: migrate']],
                     ['dryRun', true, ['--dry-run']],
@@ -90,6 +91,11 @@ class FlagsTest {
                     ['acceptNew', true, ['--accept-new']],
                     ['jump', 'bastion', ['--jump', 'bastion']],
                     ['to', '0123456789ab', ['--to', '0123456789ab']],
+                    ['parallel', 3, ['--parallel', '3']],
+                    ['healthTimeout', '5m', ['--health-timeout', '5m']],
+                    ['smokeUrl', 'http://127.0.0.1:8080/healthz', ['--smoke-url', 'http://127.0.0.1:8080/healthz']],
+                    ['lockWait', 60, ['--lock-wait', '60s']],
+                    ['lockTtl', '2h', ['--lock-ttl', '2h']],
                     ['registryCredentialsId', 'registry', []],
                     ['dockerConfigCredentialsId', 'docker-config', []],
                     ['tool', '/opt/slipway/bin/slipway', []],
@@ -100,8 +106,8 @@ class FlagsTest {
             buildImages    : ['build', '--manifest', 'slipway-release.json'],
             runTests       : ['test', '--results', 'test-results', '--manifest', 'slipway-release.json'],
             pushImages     : ['push', '--manifest', 'slipway-release.json', '--pinned', 'slipway-compose.pinned.yml'],
-            deployCompose  : ['deploy', '--host', 'app1', '--manifest', 'slipway-release.json', '--json'],
-            rollbackCompose: ['rollback', '--host', 'app1', '--json'],
+            deployCompose  : ['deploy', '--host', 'app1', '--dir', '/srv/app', '--manifest', 'slipway-release.json', '--json'],
+            rollbackCompose: ['rollback', '--host', 'app1', '--dir', '/srv/app', '--json'],
     ]
 
     @Test
@@ -145,7 +151,7 @@ class FlagsTest {
                     List<String> rest = new ArrayList<String>(argv[1..-1])
                     rest.subList(Collections.indexOfSubList(rest, expected), Collections.indexOfSubList(rest, expected) + expected.size()).clear()
                     List<String> base = new ArrayList<String>(BASELINE[step])
-                    if (row[0] in ['manifest', 'results', 'pinned', 'hosts']) {
+                    if (row[0] in ['manifest', 'results', 'pinned', 'hosts', 'dir']) {
                         base.subList(base.indexOf(expected[0]), base.indexOf(expected[0]) + 2).clear()
                     } else if (row[0] == 'hostsFile') {
                         base.subList(base.indexOf('--host'), base.indexOf('--host') + 2).clear()
@@ -190,13 +196,13 @@ class FlagsTest {
     @Test
     void hostsWithoutUserGetTheCredentialsUsernameOnlyWhenItHasOne() {
         Steps s = new Steps()
-        s.run('rollbackCompose', [hosts: ['app1', 'root@app2'], sshCredentialsId: 'deploy-ssh'])
+        s.run('rollbackCompose', [hosts: ['app1', 'root@app2'], dir: 'app', sshCredentialsId: 'deploy-ssh'])
         assert Steps.expand(s.commandLine(), [SLIPWAY_SSH_USER: 'deploy'])[2..5] == ['--host', 'deploy@app1', '--host', 'root@app2']
         assert Steps.expand(s.commandLine(), [SLIPWAY_SSH_USER: ''])[2..5] == ['--host', 'app1', '--host', 'root@app2']
         // Without an SSH credential (sshagent, ~/.ssh/config) hosts pass as given.
         s = new Steps()
-        s.run('rollbackCompose', [hosts: ['app1']])
-        assert s.commandLine().endsWith(' rollback --host app1 --json')
+        s.run('rollbackCompose', [hosts: ['app1'], dir: 'app'])
+        assert s.commandLine().endsWith(' rollback --host app1 --dir app --json')
     }
 
     @Test

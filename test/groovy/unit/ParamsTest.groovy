@@ -7,7 +7,7 @@ import slipway.Spec
 /** Every kind of bad input a step can get stops the build with a message naming step and parameter. */
 class ParamsTest {
     static final List<String> STEPS = ['buildImages', 'runTests', 'pushImages', 'deployCompose', 'rollbackCompose']
-    static final Map REQUIRED = [deployCompose: [hosts: 'app1'], rollbackCompose: [hosts: 'app1']]
+    static final Map REQUIRED = [deployCompose: [hosts: 'app1', dir: 'd'], rollbackCompose: [hosts: 'app1', dir: 'd']]
 
     /** Runs a step and returns the message it stopped with (null when it did not stop). */
     static String errorOf(String step, Map args) {
@@ -31,9 +31,9 @@ class ParamsTest {
         assert errorOf('runTests', [result: 'out']) == "runTests: unknown parameter 'result' (did you mean 'results'?)"
         assert errorOf('runTests', [unstableOnFail: true]) == "runTests: unknown parameter 'unstableOnFail' (did you mean 'unstableOnFailure'?)"
         assert errorOf('pushImages', [credentialsId: 'x']) == "pushImages: unknown parameter 'credentialsId' (did you mean 'registryCredentialsId' or 'dockerConfigCredentialsId'?)"
-        assert errorOf('deployCompose', [hosts: 'a', host: 'b']) == "deployCompose: unknown parameter 'host' (did you mean 'hosts'?)"
-        assert errorOf('deployCompose', [hosts: 'a', smokeURL: 'http://x']) == "deployCompose: unknown parameter 'smokeURL' (did you mean 'smokeUrl'?)"
-        assert errorOf('rollbackCompose', [hosts: 'a', too: 'abc']) == "rollbackCompose: unknown parameter 'too' (did you mean 'to'?)"
+        assert errorOf('deployCompose', [hosts: 'a', dir: 'd', host: 'b']) == "deployCompose: unknown parameter 'host' (did you mean 'hosts'?)"
+        assert errorOf('deployCompose', [hosts: 'a', dir: 'd', smokeURL: 'http://x']) == "deployCompose: unknown parameter 'smokeURL' (did you mean 'smokeUrl'?)"
+        assert errorOf('rollbackCompose', [hosts: 'a', dir: 'd', too: 'abc']) == "rollbackCompose: unknown parameter 'too' (did you mean 'to'?)"
     }
 
     @Test
@@ -64,27 +64,29 @@ class ParamsTest {
         assert errorOf('runTests', [unstableOnFailure: 'true']) == "runTests: parameter 'unstableOnFailure' must be a Boolean (true or false); got String 'true'"
         assert errorOf('pushImages', [registryCredentialsId: '']) == "pushImages: parameter 'registryCredentialsId' must not be empty"
         assert errorOf('pushImages', [registryCredentialsId: 42]) == "pushImages: parameter 'registryCredentialsId' must be a String; got Integer 42"
-        assert errorOf('deployCompose', [hosts: 'a', strategy: 'bluegreen']) == "deployCompose: parameter 'strategy' must be one of 'recreate', 'rolling', 'swarm'; got String 'bluegreen'"
-        assert errorOf('deployCompose', [hosts: 'a', onFailure: 'ignore']) == "deployCompose: parameter 'onFailure' must be one of 'rollback', 'stop'; got String 'ignore'"
-        assert errorOf('deployCompose', [hosts: 'a', keep: -1]) == "deployCompose: parameter 'keep' must be at least 1; got -1"
-        assert errorOf('deployCompose', [hosts: 'a', canary: 1]) == "deployCompose: parameter 'canary' must be a Boolean (true or false); got Integer 1"
-        assert errorOf('deployCompose', [hosts: 'a', healthTimeout: 2.5]) == "deployCompose: parameter 'healthTimeout' must be a duration like '90s', '5m' or '1h30m' (or a number of seconds); got BigDecimal 2.5"
-        assert errorOf('deployCompose', [hosts: 'a', dir: 'x\u0000y']) == "deployCompose: parameter 'dir' contains a NUL character"
-        assert errorOf('rollbackCompose', [hosts: 'a', to: ['abc']]) == "rollbackCompose: parameter 'to' must be a String; got List [abc]"
+        assert errorOf('deployCompose', [hosts: 'a', dir: 'd', strategy: 'bluegreen']) == "deployCompose: parameter 'strategy' must be one of 'recreate', 'rolling', 'swarm'; got String 'bluegreen'"
+        assert errorOf('deployCompose', [hosts: 'a', dir: 'd', onFailure: 'ignore']) == "deployCompose: parameter 'onFailure' must be one of 'rollback', 'stop'; got String 'ignore'"
+        assert errorOf('deployCompose', [hosts: 'a', dir: 'd', keep: -1]) == "deployCompose: parameter 'keep' must be at least 1; got -1"
+        assert errorOf('deployCompose', [hosts: 'a', dir: 'd', canary: 1]) == "deployCompose: parameter 'canary' must be a Boolean (true or false); got Integer 1"
+        assert errorOf('deployCompose', [hosts: 'a', dir: 'd', healthTimeout: 2.5]) == "deployCompose: parameter 'healthTimeout' must be a duration like '90s', '5m' or '1h30m' (or a number of seconds); got BigDecimal 2.5"
+        assert errorOf('deployCompose', [hosts: 'a', dir: 'd', dir: 'x\u0000y']) == "deployCompose: parameter 'dir' contains a NUL character"
+        assert errorOf('rollbackCompose', [hosts: 'a', dir: 'd', to: ['abc']]) == "rollbackCompose: parameter 'to' must be a String; got List [abc]"
     }
 
     @Test
     void missingRequiredParameterNamesTheAlternatives() {
         assert errorOf('deployCompose', [:]) == "deployCompose: missing required parameter 'hosts' (or 'hostsFile')"
-        assert errorOf('deployCompose', [hosts: []]) == "deployCompose: missing required parameter 'hosts' (or 'hostsFile')"
+        assert errorOf('deployCompose', [hosts: [], dir: 'd']) == "deployCompose: missing required parameter 'hosts' (or 'hostsFile')"
         assert errorOf('rollbackCompose', [dir: '/srv/app']) == "rollbackCompose: missing required parameter 'hosts' (or 'hostsFile')"
+        assert errorOf('deployCompose', [hostsFile: 'hosts.txt']) == "deployCompose: missing required parameter 'dir'"
+        assert errorOf('rollbackCompose', [hosts: 'a', dir: '']) == "rollbackCompose: missing required parameter 'dir'"
     }
 
     @Test
     void twoWaysOfGivingOneFlagAreRefused() {
-        assert errorOf('deployCompose', [hosts: 'a', sshCredentialsId: 'k', identity: '/k']) == "deployCompose: give either 'sshCredentialsId' or 'identity', not both"
-        assert errorOf('deployCompose', [hosts: 'a', knownHostsCredentialsId: 'k', knownHosts: '/k']) == "deployCompose: give either 'knownHostsCredentialsId' or 'knownHosts', not both"
-        assert errorOf('deployCompose', [hosts: 'a', envFileCredentialsId: 'e', envFile: '.env']) == "deployCompose: give either 'envFileCredentialsId' or 'envFile', not both"
+        assert errorOf('deployCompose', [hosts: 'a', dir: 'd', sshCredentialsId: 'k', identity: '/k']) == "deployCompose: give either 'sshCredentialsId' or 'identity', not both"
+        assert errorOf('deployCompose', [hosts: 'a', dir: 'd', knownHostsCredentialsId: 'k', knownHosts: '/k']) == "deployCompose: give either 'knownHostsCredentialsId' or 'knownHosts', not both"
+        assert errorOf('deployCompose', [hosts: 'a', dir: 'd', envFileCredentialsId: 'e', envFile: '.env']) == "deployCompose: give either 'envFileCredentialsId' or 'envFile', not both"
         assert errorOf('pushImages', [registryCredentialsId: 'r', dockerConfigCredentialsId: 'd']) == "pushImages: give either 'registryCredentialsId' or 'dockerConfigCredentialsId', not both"
     }
 
@@ -106,7 +108,7 @@ class ParamsTest {
     void lenientWhereJenkinsHandsOverStrings() {
         // Job parameters arrive as Strings; GStrings are Strings to the user.
         String n = '3'
-        Map r = Params.check('deployCompose', defaults('deployCompose'), [hosts: "app${n}", keep: n, parallel: 2L, healthTimeout: 90, lockWait: '1m30s'])
+        Map r = Params.check('deployCompose', defaults('deployCompose'), [hosts: "app${n}", dir: 'd', keep: n, parallel: 2L, healthTimeout: 90, lockWait: '1m30s'])
         assert r.values.hosts == ['app3']
         assert r.values.hosts[0] instanceof String
         assert r.values.keep == 3

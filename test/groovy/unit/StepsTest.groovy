@@ -168,9 +168,10 @@ class StepsTest {
     @Test
     void deployComposeReturnsPerHostResults() {
         Steps s = new Steps()
-        s.agent.runStdout = '{"strategy":"recreate","hosts":[{"host":"app1","status":"deployed","release":"abc"},{"host":"app2","status":"deployed","release":"abc"}]}'
-        Map r = (Map) s.run('deployCompose', [hosts: ['app1', 'app2']])
-        assert r.exitCode == 0
+        s.agent.runStdout = '{"command":"deploy","project":"shop","release":"abc","strategy":"recreate","status":"ok","exitCode":0,' +
+                '"hosts":[{"host":"app1","status":"deployed","release":"abc"},{"host":"app2","status":"deployed","release":"abc"}]}'
+        Map r = (Map) s.run('deployCompose', [hosts: ['app1', 'app2'], dir: '/srv/app'])
+        assert r.exitCode == 0 && r.status == 'ok' && r.release == 'abc'
         assert r.hosts == [app1: [host: 'app1', status: 'deployed', release: 'abc'], app2: [host: 'app2', status: 'deployed', release: 'abc']]
         assert r.report.strategy == 'recreate'
         assertSerializable(r)
@@ -182,10 +183,10 @@ class StepsTest {
     void deployComposeAcceptsAHostMapAndToleratesNonJsonOutput() {
         Steps s = new Steps()
         s.agent.runStdout = '{"hosts":{"app1":{"status":"deployed"}}}'
-        assert ((Map) s.run('deployCompose', [hosts: 'app1'])).hosts == [app1: [status: 'deployed']]
+        assert ((Map) s.run('deployCompose', [hosts: 'app1', dir: '/srv/app'])).hosts == [app1: [status: 'deployed']]
         s = new Steps()
         s.agent.runStdout = 'not json'
-        assert ((Map) s.run('deployCompose', [hosts: 'app1'])).hosts == [:]
+        assert ((Map) s.run('deployCompose', [hosts: 'app1', dir: '/srv/app'])).hosts == [:]
     }
 
     @Test
@@ -193,12 +194,12 @@ class StepsTest {
         Steps s = new Steps()
         s.agent.runStatus = 4
         s.agent.runStderr = '[app1] health: web unhealthy\n[app1] rolled back to 1111111\nslipway: error: app1: web did not become healthy within 2m; rolled back to 1111111\n'
-        assert failure { s.run('deployCompose', [hosts: 'app1']) } ==
+        assert failure { s.run('deployCompose', [hosts: 'app1', dir: '/srv/app']) } ==
                 'deployCompose: slipway deploy failed (exit 4: deploy failed and every changed host is back on its previous release): app1: web did not become healthy within 2m; rolled back to 1111111'
         s = new Steps()
         s.agent.runStatus = 5
         s.agent.runStderr = 'slipway: error: app1: rollback failed: pull: connection reset\n'
-        assert failure { s.run('deployCompose', [hosts: 'app1', onFailure: 'stop']) } ==
+        assert failure { s.run('deployCompose', [hosts: 'app1', dir: '/srv/app', onFailure: 'stop']) } ==
                 'deployCompose: slipway deploy failed (exit 5: deploy failed and hosts are left changed): app1: rollback failed: pull: connection reset'
     }
 
@@ -206,8 +207,8 @@ class StepsTest {
     void rollbackComposeReturnsPerHostResults() {
         Steps s = new Steps()
         s.agent.runStdout = '{"hosts":[{"host":"app1","status":"rolled back","release":"1111111"}]}'
-        Map r = (Map) s.run('rollbackCompose', [hosts: 'app1', to: '1111111'])
-        assert s.agent.lastArgv()[1..-1] == ['rollback', '--host', 'app1', '--to', '1111111', '--json']
+        Map r = (Map) s.run('rollbackCompose', [hosts: 'app1', dir: '/srv/app', to: '1111111'])
+        assert s.agent.lastArgv()[1..-1] == ['rollback', '--host', 'app1', '--dir', '/srv/app', '--to', '1111111', '--json']
         assert r.hosts.app1.status == 'rolled back'
     }
 

@@ -1,0 +1,215 @@
+import harness.Harness
+import harness.PipelineError
+import org.junit.After
+import org.junit.Before
+import org.junit.Test
+
+import java.nio.file.Files
+import java.security.MessageDigest
+
+/**
+ * EXECUTING mode: real /bin/sh, real files, credentials bound through real environment
+ * variables and secret files. The binary is FakeSlipway; the download path is real (curl,
+ * sha256sum, tar) against file:// URLs.
+ */
+class ExecutingTest {
+    // Secrets a shell would love to interpret.
+    static final String PASSWORD = 'p$(touch /tmp/pwned)`id`\'"\\%s*\nline2'
+    static final String PASSPHRASE = 'pass $HOME phrase'
+    static final String KEY = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA-exec\n-----END OPENSSH PRIVATE KEY-----\n'
+
+    File ws
+    FakeSlipway fake
+    Harness h
+
+    @Before
+    void setUp() {
+        ws = Files.createTempDirectory('slipway-exec-ws').toFile()
+        fake = new FakeSlipway()
+        h = Harness.executing(Fixture.REPO, ws.path)
+        h.out = null // quiet; h.logText keeps the console
+        h.sleepScale = 0
+        h.setGlobalEnv('FAKE_SLIPWAY_OUT', fake.out.path)
+        h.setGlobalEnv('BRANCH_NAME', 'main')
+        h.credential('registry', [type: 'usernamePassword', username: 'ci-user', password: PASSWORD])
+        h.credential('deploy-ssh', [type: 'sshUserPrivateKey', username: 'deploy', privateKey: KEY, passphrase: PASSPHRASE])
+        h.credential('deploy-known-hosts', [type: 'file', fileName: 'known_hosts', content: 'app1 ssh-ed25519 AAAAC3Nz-exec\n'])
+        h.credential('shop-env', [type: 'file', fileName: 'shop.env', content: 'DB_PASSWORD=from-env-file\n'])
+        h.credential('docker-config', [type: 'file', fileName: 'config.json', content: '{"auths":{}}'])
+    }
+
+    @After
+    void tearDown() {
+        ws.deleteDir()
+        new File(ws.path + '@tmp').deleteDir()
+        fake.dir.deleteDir()
+    }
+
+    @Test
+    void hostileParameterValuesReachTheBinaryUnchanged() {
+        String weird = "it's \$(touch ${ws}/pwned) `id` \"q\" \\ *\nnext"
+        h.callStep('deployCompose', [tool     : fake.bin.path, hosts: ['app1', "o'neil@app2:2222", weird], dir: '/srv/my shop',
+                                     smokeUrl : 'http://127.0.0.1:8080/?a=$b&c', preDeploy: ['web: migrate && echo "done"', weird],
+                                     sshCredentialsId: 'deploy-ssh', healthTimeout: 90])
+        assert fake.argv('deploy') == ['deploy', '--host', 'deploy@app1', '--host', "o'neil@app2:2222", '--host', 'deploy@' + weird,
+                                       '--dir', '/srv/my shop', '--identity', fake.argv('deploy')[10], '--manifest', 'slipway-release.json',
+                                       '--health-timeout', '90s', '--smoke-url', 'http://127.0.0.1:8080/?a=$b&c',
+                                       '--pre-deploy', 'web: migrate && echo "done"', '--pre-deploy', weird, '--json']
+        assert fake.argv('deploy')[10].contains('@tmp/secretFiles/')
+        assert !new File(ws, 'pwned').exists()
+    }
+
+    @Test
+    void credentialsReachTheBinaryThroughItsEnvironmentAndFilesOnly() {
+        h.callStep('deployCompose', [tool                  : fake.bin.path, hosts: 'app1', dir: 'd', sshCredentialsId: 'deploy-ssh',
+                                     knownHostsCredentialsId: 'deploy-known-hosts', envFileCredentialsId: 'shop-env',
+                                     registryCredentialsId : 'registry'])
+        Map<String, String> env = fake.env('deploy')
+        assert env.SLIPWAY_REGISTRY_USER == 'ci-user'
+        assert env.SLIPWAY_REGISTRY_PASSWORD == PASSWORD
+        assert env.SLIPWAY_SSH_PASSPHRASE == PASSPHRASE
+        assert fake.seen('identity') == KEY
+        assert fake.seen('known-hosts') == 'app1 ssh-ed25519 AAAAC3Nz-exec\n'
+        assert fake.seen('env-file') == 'DB_PASSWORD=from-env-file\n'
+        // The secret files are gone once the step is done.
+        File secretFiles = new File(ws.path + '@tmp/secretFiles')
+        assert !secretFiles.exists() || secretFiles.list().length == 0
+        // No secret in the console or in any script, and the would-be command substitution never ran.
+        assert !h.logText.contains('p$(touch') && !h.logText.contains(PASSPHRASE)
+        assert !h.scripts().any { it.contains('p$(touch') || it.contains(PASSPHRASE) || it.contains('b3BlbnNzaC1rZXkt') }
+        assert !new File('/tmp/pwned').exists() || new File('/tmp/pwned').lastModified() < System.currentTimeMillis() - 600000
+    }
+
+    @Test
+    void dockerConfigCredentialBecomesDockerConfigForTheRunOnly() {
+        h.callStep('pushImages', [tool: fake.bin.path, dockerConfigCredentialsId: 'docker-config'])
+        String dockerConfig = fake.env('push').DOCKER_CONFIG
+        assert dockerConfig.endsWith('/slipway/runs/1-push/docker-config')
+        assert fake.seen('docker-config') == '{"auths":{}}'
+        assert !new File(dockerConfig).exists()
+        // pushImages archived manifest and pinned compose file
+        assert new File(h.archiveDir, 'slipway-release.json').text.contains('sha256:dd')
+        assert new File(h.archiveDir, 'slipway-compose.pinned.yml').exists()
+    }
+
+    @Test
+    void failureCarriesExitCodeAndLastErrorLineWhileStderrStreamsToTheConsole() {
+        h.setGlobalEnv('FAKE_EXIT_DEPLOY', '4')
+        h.setGlobalEnv('FAKE_ERROR', 'app1: web unhealthy after 2m; rolled back to 1111111')
+        try {
+            h.callStep('deployCompose', [tool: fake.bin.path, hosts: 'app1', dir: '/srv/app'])
+            assert false
+        } catch (PipelineError e) {
+            assert e.message == 'deployCompose: slipway deploy failed (exit 4: deploy failed and every changed host is back on its previous release): app1: web unhealthy after 2m; rolled back to 1111111'
+        }
+        List<String> lines = h.logText.readLines()
+        int cmd = lines.findIndexOf { it.startsWith('+ ') && it.contains(' deploy --host app1') }
+        assert cmd >= 0 && lines.indexOf('[deploy] working') > cmd
+        assert lines.contains('slipway: error: app1: web unhealthy after 2m; rolled back to 1111111')
+    }
+
+    @Test
+    void runTestsPublishesRealJUnitFilesAndFailsAfterwards() {
+        h.setGlobalEnv('FAKE_EXIT_TEST', '3')
+        try {
+            h.callStep('runTests', [tool: fake.bin.path])
+            assert false
+        } catch (PipelineError e) {
+            assert e.message.startsWith('runTests: slipway test failed (exit 3: tests failed or timed out)')
+        }
+        assert h.calls('junit')[0].extra.summary.totalCount == 2
+        assert h.calls('junit')[0].extra.summary.failCount == 1
+        assert new File(h.archiveDir, 'test-results/logs/web.log').text == 'web log\n'
+        assert h.build.currentResult == 'UNSTABLE' // junit marks it; error() then fails the stage
+    }
+
+    // ------------------------------------------------------------- the real download path
+
+    static String sha256(File f) {
+        return MessageDigest.getInstance('SHA-256').digest(f.bytes).encodeHex().toString()
+    }
+
+    /** A release of the fake binary in dir, as `make release` would lay it out; returns the pinned json. */
+    static String release(FakeSlipway fake, File dir, Map override = [:]) {
+        dir.mkdirs()
+        File stage = new File(dir, 'stage')
+        stage.mkdirs()
+        File bin = new File(stage, 'slipway')
+        bin.text = FakeSlipway.SCRIPT
+        bin.setExecutable(true)
+        File archive = new File(dir, 'slipway_9.9.9_linux_amd64.tar.gz')
+        Process p = ['tar', '-czf', archive.path, '-C', stage.path, 'slipway'].execute()
+        assert p.waitFor() == 0
+        Map plat = [archive: archive.name, sha256: sha256(archive), binarySha256: sha256(bin)] + override
+        return groovy.json.JsonOutput.toJson([version: '9.9.9', url: "file://${dir}/{archive}".toString(), platforms: ['linux-amd64': plat]])
+    }
+
+    @Test
+    void downloadsVerifiesAndCachesTheBinaryForReal() {
+        assert 'uname -m'.execute().text.trim() in ['x86_64', 'amd64']
+        File server = new File(fake.dir, 'releases')
+        h.resources['slipway/release.json'] = release(fake, server)
+        h.callStep('buildImages', [:])
+        File cached = new File(ws.path + '@tmp/slipway/9.9.9/linux-amd64/slipway')
+        assert cached.canExecute()
+        assert fake.argv('build') == ['build', '--manifest', 'slipway-release.json']
+        assert h.calls('stash').size() == 1
+        // The second step uses the verified copy: remove the "server" to prove it.
+        server.deleteDir()
+        h.callStep('pushImages', [:])
+        assert fake.argv('push') != null
+        assert h.scripts().count { it.contains('curl') } == 1
+        assert h.scripts().count { it.contains(' version 2>&1') } == 1
+    }
+
+    @Test
+    void aDownloadWhoseChecksumDiffersIsRefusedAndDeleted() {
+        h.resources['slipway/release.json'] = release(fake, new File(fake.dir, 'releases'), [sha256: '0' * 64])
+        try {
+            h.callStep('buildImages', [:])
+            assert false
+        } catch (PipelineError e) {
+            assert e.message.startsWith('buildImages: checksum mismatch for file://')
+        }
+        File dir = new File(ws.path + '@tmp/slipway/9.9.9/linux-amd64')
+        assert !dir.exists() || dir.list().length == 0
+        assert fake.argv('build') == null
+    }
+
+    @Test
+    void anUnreachableDownloadIsRetriedThenReported() {
+        h.resources['slipway/release.json'] = groovy.json.JsonOutput.toJson([version  : '9.9.9', url: "file://${fake.dir}/nowhere/{archive}".toString(),
+                                                                             platforms: ['linux-amd64': [archive: 'x.tar.gz', sha256: '0' * 64, binarySha256: '0' * 64]]])
+        try {
+            h.callStep('buildImages', [:])
+            assert false
+        } catch (PipelineError e) {
+            assert e.message.contains('after 3 attempts')
+        }
+        assert h.scripts().count { it.contains('curl') } == 3
+        assert h.calls('sleep').size() == 2
+    }
+
+    // ------------------------------------------------------------- Jenkinsfile.example for real
+
+    @Test
+    void theExampleRunsEndToEndWithTheFakeBinary() {
+        h.setGlobalEnv('SLIPWAY_BIN', fake.bin.path)
+        h.params.DEPLOY_HOSTS = 'app1'
+        assert h.run(ExampleTest.EXAMPLE) == 'SUCCESS': h.logText
+        assert ['build', 'test', 'push', 'deploy'].every { fake.argv(it) != null }
+        assert new File(h.archiveDir, 'slipway-compose.pinned.yml').exists()
+        assert h.logText.contains('Pushed [web:sha256:dd]')
+    }
+
+    @Test
+    void theExampleWithFailingTestsPublishesThemAndNeitherPushesNorDeploys() {
+        h.setGlobalEnv('SLIPWAY_BIN', fake.bin.path)
+        h.setGlobalEnv('FAKE_EXIT_TEST', '3')
+        assert h.run(ExampleTest.EXAMPLE) == 'FAILURE'
+        assert h.build.stages*.status == ['SUCCESS', 'FAILURE', 'SKIPPED', 'SKIPPED']
+        assert h.calls('junit')[0].extra.summary.failCount == 1
+        assert fake.argv('push') == null && fake.argv('deploy') == null
+        assert new File(h.archiveDir, 'slipway-release.json').exists() // post { always }
+    }
+}

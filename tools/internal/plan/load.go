@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -166,14 +167,22 @@ func loadCompose(ctx context.Context, opts Options, interpolate bool) (*types.Pr
 			return nil
 		},
 	)
-	if opts.ProjectName != "" {
-		fns = append(fns, func(o *composecli.ProjectOptions) error {
-			if err := composecli.WithName(opts.ProjectName)(o); err != nil {
-				return exit.Usagef("-p/--project-name: %v", err)
+	// The name is settled here, with compose's precedence, and handed to the
+	// loader as explicit: compose-go would otherwise parse every file twice
+	// more just to look for a name: key.
+	fns = append(fns, func(o *composecli.ProjectOptions) error {
+		name, from := opts.ProjectName, "-p/--project-name"
+		if name == "" {
+			var err error
+			if name, from, err = projectNameOf(o); err != nil {
+				return err
 			}
-			return nil
-		})
-	}
+		}
+		if err := composecli.WithName(name)(o); err != nil {
+			return exit.Usagef("%s: %v", from, err)
+		}
+		return nil
+	})
 	if interpolate {
 		fns = append(fns, composecli.WithResolvedPaths(true))
 	} else {
@@ -186,7 +195,7 @@ func loadCompose(ctx context.Context, opts Options, interpolate bool) (*types.Pr
 			// ${VAR}); nothing else may: normalisation copies variables into
 			// `environment: [VAR]` and build args, and the agent's values must
 			// not land in the deployable file.
-			pinName,
+			dropEnvironment,
 		)
 	}
 
@@ -293,31 +302,34 @@ func requireConfig(searchDir string) composecli.ProjectOptionsFn {
 	}
 }
 
-// pinName resolves the project name now, as compose would, then empties the
-// loader's environment (see loadCompose).
-func pinName(o *composecli.ProjectOptions) error {
-	if o.Name == "" {
-		name, err := projectNameOf(o)
-		if err != nil {
-			return err
-		}
-		o.Name = name
-	}
+// dropEnvironment empties the loader's environment (see loadCompose); the
+// name was settled before.
+func dropEnvironment(o *composecli.ProjectOptions) error {
 	o.Environment = types.Mapping{}
 	return nil
 }
 
-// projectNameOf mirrors compose's precedence: COMPOSE_PROJECT_NAME, then the
-// last `name:` in the files (interpolated), then the project directory's name.
-func projectNameOf(o *composecli.ProjectOptions) (string, error) {
+// topLevelName finds a name: key at the start of a line; files without one
+// (most) need no YAML parse to learn that they set no name.
+var topLevelName = regexp.MustCompile(`(?m)^["']?name["']?[ \t]*:`)
+
+// projectNameOf mirrors compose's precedence for a name not given with -p:
+// COMPOSE_PROJECT_NAME, then the last name: in the files (interpolated and
+// normalised), then the project directory's name (normalised). It returns
+// where the name came from, for errors.
+func projectNameOf(o *composecli.ProjectOptions) (name, from string, err error) {
 	if n := o.Environment[consts.ComposeProjectName]; n != "" {
-		return n, nil
+		return n, "COMPOSE_PROJECT_NAME", nil
 	}
-	var fromYAML string
+	var fromYAML, file string
 	for _, f := range o.ConfigPaths {
 		data, err := os.ReadFile(f)
 		if err != nil {
-			return "", exit.Usagef("reading compose file %s: %v", f, err)
+			return "", "", exit.Usagef("reading compose file %s: %v", f, err)
+		}
+		flow := len(bytes.TrimSpace(data)) > 0 && bytes.TrimSpace(data)[0] == '{'
+		if !flow && !topLevelName.Match(data) {
+			continue
 		}
 		dec := yaml.NewDecoder(bytes.NewReader(data))
 		for {
@@ -328,7 +340,7 @@ func projectNameOf(o *composecli.ProjectOptions) (string, error) {
 				break // EOF, or a syntax error the loader reports with its line
 			}
 			if doc.Name != "" {
-				fromYAML = doc.Name
+				fromYAML, file = doc.Name, f
 			}
 		}
 	}
@@ -338,17 +350,17 @@ func projectNameOf(o *composecli.ProjectOptions) (string, error) {
 			return v, ok
 		}))
 		if err != nil {
-			return "", exit.Usagef("compose name: %q: %v", fromYAML, err)
+			return "", "", exit.Usagef("compose file %s: name: %q: %v", file, fromYAML, err)
 		}
 		if n = loader.NormalizeProjectName(n); n != "" {
-			return n, nil
+			return n, "name: in " + file, nil
 		}
 	}
 	dir := o.WorkingDir
 	if dir == "" && len(o.ConfigPaths) > 0 {
 		dir = filepath.Dir(o.ConfigPaths[0])
 	}
-	return loader.NormalizeProjectName(filepath.Base(dir)), nil
+	return loader.NormalizeProjectName(filepath.Base(dir)), "project directory " + dir, nil
 }
 
 // usageErr makes a load error exit 2 and names the compose files when the

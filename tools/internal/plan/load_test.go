@@ -294,6 +294,25 @@ func TestProjectName(t *testing.T) {
 	}
 	_, err := load(t, Options{WorkDir: dir, ProjectName: "Bad Name", AllowDirty: true})
 	wantUsage(t, err, "-p/--project-name", "invalid project name")
+	_, err = load(t, Options{WorkDir: dir, AllowDirty: true, Environ: env("COMPOSE_PROJECT_NAME", "Bad.Name")})
+	wantUsage(t, err, "COMPOSE_PROJECT_NAME", "invalid project name")
+
+	// name: in the files, interpolated and normalised; the last file's wins.
+	writeFile(t, filepath.Join(dir, ".env"), "APP=Shop\n")
+	writeFile(t, filepath.Join(dir, "compose.yaml"), "name: ${APP}-One\n"+readFile(t, filepath.Join(dir, "compose.yaml")))
+	writeFile(t, filepath.Join(dir, "two.yaml"), "# second\nname: two\n")
+	if p := mustLoad(t, Options{WorkDir: dir, AllowDirty: true}); p.Manifest.Project != "shop-one" {
+		t.Errorf("name: from the file: %q, want shop-one", p.Manifest.Project)
+	}
+	if p := mustLoad(t, Options{WorkDir: dir, AllowDirty: true, Files: []string{"compose.yaml", "two.yaml"}}); p.Manifest.Project != "two" {
+		t.Errorf("name: from the last file: %q, want two", p.Manifest.Project)
+	}
+	if p := mustLoad(t, Options{WorkDir: dir, AllowDirty: true, Environ: env("COMPOSE_PROJECT_NAME", "envwins")}); p.Manifest.Project != "envwins" {
+		t.Errorf("COMPOSE_PROJECT_NAME did not win over name: %q", p.Manifest.Project)
+	}
+	writeFile(t, filepath.Join(dir, "compose.yaml"), strings.Replace(readFile(t, filepath.Join(dir, "compose.yaml")), "${APP}-One", "${NONAME:?set NONAME}", 1))
+	_, err = load(t, Options{WorkDir: dir, AllowDirty: true})
+	wantUsage(t, err, "NONAME", "name:")
 }
 
 func TestInterpolation(t *testing.T) {

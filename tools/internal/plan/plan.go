@@ -80,6 +80,8 @@ func Load(ctx context.Context, opts Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer relaxGC()()
+	warmSchema()
 	gitCh := make(chan gitResult, 1)
 	gctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -191,6 +193,7 @@ func Load(ctx context.Context, opts Options) (*Plan, error) {
 // environment at all beyond what names the project, env_file and label_file
 // stay unresolved, and nothing from the agent's environment lands in the model.
 func LoadProject(ctx context.Context, opts Options, interpolate bool) (*types.Project, error) {
+	defer relaxGC()()
 	p, _, err := loadCompose(ctx, opts, interpolate)
 	return p, err
 }

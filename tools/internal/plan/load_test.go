@@ -613,3 +613,11 @@ func TestSharedImage(t *testing.T) {
 		t.Errorf("images %q %q, want both shop/app", w.Image, k.Image)
 	}
 }
+
+func TestRemoteContextNotChecked(t *testing.T) {
+	dir := repoFrom(t, "bad")
+	p := mustLoad(t, Options{WorkDir: dir, Files: []string{"remote.yaml"}})
+	if c := build(t, p, "a").Config.Context; c != "https://git.example.com/shop/a.git#main" {
+		t.Errorf("remote context %q", c)
+	}
+}

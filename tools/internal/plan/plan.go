@@ -302,8 +302,12 @@ func checkBuildInputs(project *types.Project, svc types.ServiceConfig) error {
 	return nil
 }
 
-// isRemoteContext reports a build context the engine fetches itself.
+// isRemoteContext reports a build context the engine fetches itself (the
+// same test as compose-go's path resolver).
 func isRemoteContext(c string) bool {
+	if strings.Contains(c, "://") {
+		return true
+	}
 	for _, p := range []string{"http://", "https://", "git://", "git@", "github.com/", "ssh://"} {
 		if strings.HasPrefix(c, p) {
 			return true

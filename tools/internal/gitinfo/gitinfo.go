@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/slipway-dev/slipway/tools/internal/exit"
 )
@@ -66,34 +67,61 @@ func Read(ctx context.Context, dir string, env map[string]string) (*Info, error)
 		BuildURL:    strings.TrimSpace(env["BUILD_URL"]),
 	}
 
-	if c := strings.TrimSpace(env["GIT_COMMIT"]); c != "" {
-		c = strings.ToLower(c)
-		if !hex40.MatchString(c) {
+	// The remaining questions are independent: ask them at once (git status
+	// takes no lock with GIT_OPTIONAL_LOCKS=0).
+	jenkinsCommit := strings.ToLower(strings.TrimSpace(env["GIT_COMMIT"]))
+	queries := map[string][]string{
+		"branch": {"symbolic-ref", "-q", "--short", "HEAD"},
+		"origin": {"symbolic-ref", "-q", "refs/remotes/origin/HEAD"},
+		"status": {"status", "--porcelain", "--untracked-files=no"},
+		"url":    {"remote", "get-url", "origin"},
+	}
+	if jenkinsCommit == "" {
+		queries["head"] = []string{"rev-parse", "--verify", "-q", "HEAD^{commit}"}
+	}
+	type answer struct {
+		out string
+		err error
+	}
+	answers := make(map[string]answer, len(queries))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for name, args := range queries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := g.run(ctx, args...)
+			mu.Lock()
+			answers[name] = answer{out, err}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	if jenkinsCommit != "" {
+		if !hex40.MatchString(jenkinsCommit) {
 			return nil, exit.Usagef("GIT_COMMIT=%q is not a 40-hex git commit: unset it or set it to the full commit SHA", env["GIT_COMMIT"])
 		}
-		info.Commit = c
+		info.Commit = jenkinsCommit
 	} else {
-		c, err := g.run(ctx, "rev-parse", "--verify", "-q", "HEAD^{commit}")
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
+		head := answers["head"]
+		if head.err != nil {
 			return nil, exit.Usagef("git repository %s has no commit yet: commit your files first (git commit), slipway tags images with the commit", top)
 		}
-		if !hex40.MatchString(c) {
-			return nil, fmt.Errorf("git rev-parse HEAD printed %q, not a 40-hex commit (SHA-256 repositories are not supported)", c)
+		if !hex40.MatchString(head.out) {
+			return nil, fmt.Errorf("git rev-parse HEAD printed %q, not a 40-hex commit (SHA-256 repositories are not supported)", head.out)
 		}
-		info.Commit = c
+		info.Commit = head.out
 	}
 	info.ShortCommit = info.Commit[:12]
 
 	// The branch: the CI's word first (Jenkins builds a detached HEAD).
-	if b, err := g.run(ctx, "symbolic-ref", "-q", "--short", "HEAD"); err == nil && b != "" {
-		info.Branch = b
+	if b := answers["branch"]; b.err == nil && b.out != "" {
+		info.Branch = b.out
 	} else {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
 		info.Detached = true
 	}
 	if b := strings.TrimSpace(env["BRANCH_NAME"]); b != "" {
@@ -103,28 +131,23 @@ func Read(ctx context.Context, dir string, env map[string]string) (*Info, error)
 	}
 
 	info.DefaultBranch = DefaultBranchFallback
-	if ref, err := g.run(ctx, "symbolic-ref", "-q", "refs/remotes/origin/HEAD"); err == nil {
-		if b, ok := strings.CutPrefix(ref, "refs/remotes/origin/"); ok && b != "" {
+	if o := answers["origin"]; o.err == nil {
+		if b, ok := strings.CutPrefix(o.out, "refs/remotes/origin/"); ok && b != "" {
 			info.DefaultBranch = b
 		}
 	}
 
-	st, err := g.run(ctx, "status", "--porcelain", "--untracked-files=no")
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("checking for uncommitted changes in %s: %w", top, err)
+	st := answers["status"]
+	if st.err != nil {
+		return nil, fmt.Errorf("checking for uncommitted changes in %s: %w", top, st.err)
 	}
-	if st != "" {
+	if st.out != "" {
 		info.Dirty = true
-		info.DirtyFiles = strings.Split(st, "\n")
+		info.DirtyFiles = strings.Split(st.out, "\n")
 	}
 
-	if u, err := g.run(ctx, "remote", "get-url", "origin"); err == nil {
-		info.Source = StripCredentials(u)
-	} else if ctx.Err() != nil {
-		return nil, ctx.Err()
+	if u := answers["url"]; u.err == nil {
+		info.Source = StripCredentials(u.out)
 	}
 	return info, nil
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -28,6 +29,8 @@ type Conn struct {
 	client  *ssh.Client
 	hop     *hop
 	slots   chan struct{}
+
+	reads *atomic.Int64 // read calls with data on the target's transport
 
 	mu      sync.Mutex
 	closed  bool
@@ -88,7 +91,8 @@ func Dial(ctx context.Context, target string, opts Options) (*Conn, error) {
 	var prev *ssh.Client
 	for i, h := range route {
 		p := preps[i]
-		client, err := c.dialHop(ctx, prev, h, p.auth, p.offered, p.hk)
+		reads := new(atomic.Int64)
+		client, err := c.dialHop(ctx, prev, h, p.auth, p.offered, p.hk, reads)
 		if err != nil {
 			c.closeClients()
 			if i < len(route)-1 {
@@ -97,6 +101,7 @@ func Dial(ctx context.Context, target string, opts Options) (*Conn, error) {
 			return nil, err
 		}
 		c.clients = append(c.clients, client)
+		c.reads = reads
 		prev = client
 	}
 	c.client = prev
@@ -118,7 +123,7 @@ func Dial(ctx context.Context, target string, opts Options) (*Conn, error) {
 
 // dialHop makes the TCP connection (directly, or as a direct-tcpip channel
 // through prev) and the SSH handshake, both within the hop's connect timeout.
-func (c *Conn) dialHop(ctx context.Context, prev *ssh.Client, h *hop, auth ssh.AuthMethod, offered []string, hk *hostKeyChecker) (*ssh.Client, error) {
+func (c *Conn) dialHop(ctx context.Context, prev *ssh.Client, h *hop, auth ssh.AuthMethod, offered []string, hk *hostKeyChecker, reads *atomic.Int64) (*ssh.Client, error) {
 	dctx, cancel := context.WithTimeout(ctx, h.connectTimeout)
 	defer cancel()
 	timeoutErr := func(stage string) error {
@@ -157,7 +162,7 @@ func (c *Conn) dialHop(ctx context.Context, prev *ssh.Client, h *hop, auth ssh.A
 		HostKeyAlgorithms: hk.algorithms(),
 		ClientVersion:     "SSH-2.0-slipway",
 	}
-	cc, chans, reqs, err := ssh.NewClientConn(raw, h.checkAddr(), config)
+	cc, chans, reqs, err := ssh.NewClientConn(activityConn{raw, reads}, h.checkAddr(), config)
 	if !stop() {
 		// The timer fired (or ctx ended): whatever the handshake returned,
 		// the conn is closed now.
@@ -196,12 +201,17 @@ func (c *Conn) watch() {
 	c.closeClients()
 }
 
-// keepalive sends keepalive@openssh.com every interval; count intervals
-// without a reply close the connection, which fails every session in use.
+// keepalive works as OpenSSH's ServerAliveInterval/CountMax: after an
+// interval in which nothing arrived from the server it sends
+// keepalive@openssh.com; count silent intervals in a row close the
+// connection, which fails every session in use. Any packet received (a
+// reply, output, window adjustments during an upload) proves the peer alive,
+// so a busy link is never mistaken for a dead one.
 func (c *Conn) keepalive(interval time.Duration, count int) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var pending chan error
+	seen := c.reads.Load()
 	missed := 0
 	for {
 		select {
@@ -209,21 +219,22 @@ func (c *Conn) keepalive(interval time.Duration, count int) {
 			return
 		case <-t.C:
 		}
+		if now := c.reads.Load(); now != seen {
+			seen, missed = now, 0
+			continue
+		}
+		if missed >= count {
+			c.lose(fmt.Errorf("no reply from %s to %d keepalives (%s of silence): the peer or the network is dead: %w",
+				c.name, count, time.Duration(count+1)*interval, ErrConnectionLost))
+			return
+		}
+		missed++
 		if pending != nil {
 			select {
-			case err := <-pending:
-				if err != nil {
-					return // transport gone; watch reports it
-				}
-				pending, missed = nil, 0
+			case <-pending:
+				pending = nil
 			default:
-				missed++
-				if missed >= count {
-					c.lose(fmt.Errorf("no reply from %s to %d keepalives in %s: the peer or the network is dead: %w",
-						c.name, count, time.Duration(count)*interval, ErrConnectionLost))
-					return
-				}
-				continue
+				continue // one request in flight at a time
 			}
 		}
 		pending = make(chan error, 1)
@@ -232,6 +243,20 @@ func (c *Conn) keepalive(interval time.Duration, count int) {
 			ch <- err
 		}(pending)
 	}
+}
+
+// activityConn records when bytes last arrived, for keepalive.
+type activityConn struct {
+	net.Conn
+	lastRead *atomic.Int64
+}
+
+func (a activityConn) Read(p []byte) (int, error) {
+	n, err := a.Conn.Read(p)
+	if n > 0 {
+		a.lastRead.Add(1)
+	}
+	return n, err
 }
 
 func (c *Conn) lose(err error) {

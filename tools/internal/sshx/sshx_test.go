@@ -535,7 +535,11 @@ func TestKeepaliveDetectsDeadPeer(t *testing.T) {
 
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- c.Run(context.Background(), "echo started; sleep 60", nil, pw, nil) }()
+	go func() {
+		err := c.Run(context.Background(), "echo started; sleep 60", nil, pw, nil)
+		pw.CloseWithError(fmt.Errorf("run returned: %w", err))
+		done <- err
+	}()
 	if line, err := bufio.NewReader(pr).ReadString('\n'); err != nil || line != "started\n" {
 		t.Fatalf("read %q, %v", line, err)
 	}
@@ -557,6 +561,63 @@ func TestKeepaliveDetectsDeadPeer(t *testing.T) {
 	}
 }
 
+// A peer that goes silent after the handshake: opening a session, and an
+// upload in flight, both end with ErrConnectionLost instead of blocking.
+func TestFrozenPeerSessionAndUpload(t *testing.T) {
+	s := sshtest.Start(t, sshtest.Options{})
+	connect := func() (*sshx.Conn, *sshtest.Proxy) {
+		p := sshtest.NewProxy(t, s.Addr)
+		o := baseOpts(s, nil)
+		o.HostKey = s.HostKeys[sshtest.Ed25519].Fingerprint
+		o.KeepaliveInterval = 100 * time.Millisecond
+		o.KeepaliveCount = 2
+		return dial(t, "root@"+p.Addr, o), p
+	}
+	t.Run("new session", func(t *testing.T) {
+		c, p := connect()
+		p.Freeze()
+		if _, err := c.Output(context.Background(), "true", nil); !errors.Is(err, sshx.ErrConnectionLost) {
+			t.Fatalf("want ErrConnectionLost, got %v", err)
+		}
+		if _, err := c.DialContext(context.Background(), "tcp", "127.0.0.1:1"); !errors.Is(err, sshx.ErrConnectionLost) {
+			t.Fatalf("DialContext on a dead conn: want ErrConnectionLost, got %v", err)
+		}
+	})
+	t.Run("upload", func(t *testing.T) {
+		c, p := connect()
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		go func() {
+			err := c.Run(context.Background(), "echo ready; cat > /dev/null", endless{}, pw, nil)
+			pw.CloseWithError(fmt.Errorf("run returned: %w", err))
+			done <- err
+		}()
+		if _, err := bufio.NewReader(pr).ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		go func() { _, _ = io.Copy(io.Discard, pr) }()
+		p.Freeze()
+		select {
+		case err := <-done:
+			if !errors.Is(err, sshx.ErrConnectionLost) {
+				t.Fatalf("want ErrConnectionLost, got %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("upload hung on a dead peer")
+		}
+	})
+}
+
+// endless is an infinite stdin.
+type endless struct{}
+
+func (endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'x'
+	}
+	return len(p), nil
+}
+
 func TestCutConnectionFailsRun(t *testing.T) {
 	s := sshtest.Start(t, sshtest.Options{})
 	p := sshtest.NewProxy(t, s.Addr)
@@ -565,7 +626,11 @@ func TestCutConnectionFailsRun(t *testing.T) {
 	c := dial(t, "root@"+p.Addr, o)
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- c.Run(context.Background(), "echo started; sleep 60", nil, pw, nil) }()
+	go func() {
+		err := c.Run(context.Background(), "echo started; sleep 60", nil, pw, nil)
+		pw.CloseWithError(fmt.Errorf("run returned: %w", err))
+		done <- err
+	}()
 	if _, err := bufio.NewReader(pr).ReadString('\n'); err != nil {
 		t.Fatal(err)
 	}
@@ -604,7 +669,11 @@ func cancelAndWait(t *testing.T, s *sshtest.Server, cmd string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx, cmd, nil, pw, nil) }()
+	go func() {
+		err := c.Run(ctx, cmd, nil, pw, nil)
+		pw.CloseWithError(fmt.Errorf("run returned: %w", err))
+		done <- err
+	}()
 	line, err := bufio.NewReader(pr).ReadString('\n')
 	if err != nil {
 		t.Fatal(err)

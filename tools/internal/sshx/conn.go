@@ -391,11 +391,7 @@ func (c *Conn) run(ctx context.Context, cmd string, stdin io.Reader, stdout, std
 	}
 	var exitErr *ssh.ExitError
 	if errors.As(err, &exitErr) {
-		e := &ExitError{Cmd: cmd, Code: exitErr.ExitStatus(), Signal: exitErr.Signal(), Stderr: tail.String()}
-		if e.Signal != "" && e.Code == 0 {
-			e.Code = -1
-		}
-		return e
+		return &ExitError{Cmd: cmd, Code: exitErr.ExitStatus(), Signal: exitErr.Signal(), Stderr: tail.String()}
 	}
 	if lost := c.lost(); lost != nil {
 		return lost

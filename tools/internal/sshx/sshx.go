@@ -110,7 +110,7 @@ func (e *HostKeyError) Error() string { return e.message() }
 // ExitError is a remote command that ran and exited non-zero (or by a signal).
 type ExitError struct {
 	Cmd    string // the command line run, for context
-	Code   int    // exit status; -1 when killed by a signal
+	Code   int    // exit status; 128+n when killed by signal n (as a shell reports it)
 	Signal string // e.g. "KILL" when the remote process died by a signal
 	Stderr string // the last few KiB of its stderr
 }

@@ -83,6 +83,10 @@ func TestRunExitCodesStdin(t *testing.T) {
 	if !strings.Contains(err.Error(), "exit status 7") || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("error text %q lacks status or stderr", err)
 	}
+	err = c.Run(ctx, "kill -KILL $$", nil, nil, nil)
+	if !errors.As(err, &ee) || ee.Signal != "KILL" || ee.Code != 128+9 || !strings.Contains(err.Error(), "signal KILL") {
+		t.Fatalf("killed by signal: err = %#v", err)
+	}
 	// A remote command that does not read its stdin still returns.
 	big := bytes.Repeat([]byte("x"), 4<<20)
 	if err := c.Run(ctx, "true", bytes.NewReader(big), nil, nil); err != nil {

@@ -313,6 +313,27 @@ func dropEnvironment(o *composecli.ProjectOptions) error {
 // (most) need no YAML parse to learn that they set no name.
 var topLevelName = regexp.MustCompile(`(?m)^["']?name["']?[ \t]*:`)
 
+// simpleName is a top-level name: whose value needs no YAML parser: a plain
+// scalar of name characters, maybe followed by a comment.
+var simpleName = regexp.MustCompile(`(?m)^name[ \t]*:[ \t]*([A-Za-z0-9_.-]+)[ \t]*(?:#.*)?\r?$`)
+
+// simpleNameOf reads name: without parsing a single-document file that
+// has exactly one top-level name: line of the simple form; a full parse of a
+// large file costs more than the rest of the name lookup together.
+func simpleNameOf(data []byte) (string, bool) {
+	if bytes.HasPrefix(data, []byte("---")) || bytes.Contains(data, []byte("\n---")) {
+		return "", false
+	}
+	if len(topLevelName.FindAllIndex(data, 2)) != 1 {
+		return "", false
+	}
+	m := simpleName.FindSubmatch(data)
+	if m == nil {
+		return "", false
+	}
+	return string(m[1]), true
+}
+
 // projectNameOf mirrors compose's precedence for a name not given with -p:
 // COMPOSE_PROJECT_NAME, then the last name: in the files (interpolated and
 // normalised), then the project directory's name (normalised). It returns
@@ -329,6 +350,10 @@ func projectNameOf(o *composecli.ProjectOptions) (name, from string, err error) 
 		}
 		flow := len(bytes.TrimSpace(data)) > 0 && bytes.TrimSpace(data)[0] == '{'
 		if !flow && !topLevelName.Match(data) {
+			continue
+		}
+		if n, ok := simpleNameOf(data); ok && !flow {
+			fromYAML, file = n, f
 			continue
 		}
 		dec := yaml.NewDecoder(bytes.NewReader(data))

@@ -165,3 +165,24 @@ func TestOrderBuilds(t *testing.T) {
 		t.Errorf("cycle error %v, want it to name a -> b -> c -> a", err)
 	}
 }
+
+func TestSimpleNameOf(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{"name: shop\nservices: {}\n", "shop", true},
+		{"services:\n  a:\n    image: x\nname: Shop-1 # the shop\n", "Shop-1", true},
+		{"name: \"shop\"\n", "", false},                 // quoted: parse
+		{"name: ${APP}\n", "", false},                   // interpolated: parse
+		{"name: a\n---\nname: b\n", "", false},          // several documents: parse
+		{"name: a\nservices: {}\nname: b\n", "", false}, // duplicate: let the parser complain
+		{"services:\n  name: x\n", "", false},           // not top level
+	} {
+		got, ok := simpleNameOf([]byte(tc.in))
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("simpleNameOf(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}

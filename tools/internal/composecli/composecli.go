@@ -8,11 +8,13 @@ package composecli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -66,10 +68,33 @@ func Detect(ctx context.Context) (*CLI, error) {
 
 var versionRE = regexp.MustCompile(`v?(\d+)\.(\d+)(\.\d+)?`)
 
+// probe asks argv for its version. A standalone executable's answer is
+// cached by its path, size and modification time: docker-compose v1 is a
+// Python program that takes most of a second to say its version, on every run.
 func probe(ctx context.Context, argv []string) (*CLI, error) {
-	if _, err := exec.LookPath(argv[0]); err != nil {
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
 		return nil, fmt.Errorf("%s not on PATH", argv[0])
 	}
+	key := ""
+	if len(argv) == 1 {
+		if st, err := os.Stat(path); err == nil {
+			key = fmt.Sprintf("%s|%d|%d", path, st.Size(), st.ModTime().UnixNano())
+			if v, ok := readCache()[key]; ok {
+				if c, err := parseVersion(argv, v); err == nil {
+					return c, nil
+				}
+			}
+		}
+	}
+	c, err := run(ctx, argv)
+	if err == nil && key != "" {
+		writeCache(key, c.Version)
+	}
+	return c, err
+}
+
+func run(ctx context.Context, argv []string) (*CLI, error) {
 	args := append(append([]string{}, argv[1:]...), "version", "--short")
 	cmd := exec.CommandContext(ctx, argv[0], args...)
 	var out, errb bytes.Buffer
@@ -81,9 +106,13 @@ func probe(ctx context.Context, argv []string) (*CLI, error) {
 		}
 		return nil, errors.New(firstLine(msg))
 	}
-	m := versionRE.FindStringSubmatch(out.String())
+	return parseVersion(argv, out.String())
+}
+
+func parseVersion(argv []string, out string) (*CLI, error) {
+	m := versionRE.FindStringSubmatch(out)
 	if m == nil {
-		return nil, fmt.Errorf("unrecognised version output %q", strings.TrimSpace(out.String()))
+		return nil, fmt.Errorf("unrecognised version output %q", strings.TrimSpace(out))
 	}
 	major, _ := strconv.Atoi(m[1])
 	if len(argv) == 2 && major < 2 {
@@ -202,4 +231,49 @@ func (t *tailBuffer) lines() []string {
 		t.part = nil
 	}
 	return t.buf
+}
+
+// cacheFile holds the versions probe learnt; a missing or unwritable cache
+// only costs the probe.
+func cacheFile() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "slipway", "compose-version.json")
+}
+
+func readCache() map[string]string {
+	m := map[string]string{}
+	if f := cacheFile(); f != "" {
+		if data, err := os.ReadFile(f); err == nil {
+			_ = json.Unmarshal(data, &m)
+		}
+	}
+	return m
+}
+
+func writeCache(key, version string) {
+	f := cacheFile()
+	if f == "" {
+		return
+	}
+	m := readCache()
+	if len(m) > 20 {
+		m = map[string]string{} // old installs: start over rather than grow
+	}
+	m[key] = version
+	data, err := json.Marshal(m)
+	if err != nil || os.MkdirAll(filepath.Dir(f), 0o755) != nil {
+		return
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(f), ".compose-version-*")
+	if err != nil {
+		return
+	}
+	_, werr := tmp.Write(data)
+	cerr := tmp.Close()
+	if werr != nil || cerr != nil || os.Rename(tmp.Name(), f) != nil {
+		os.Remove(tmp.Name())
+	}
 }

@@ -41,6 +41,7 @@ func fakeCompose(t *testing.T, script string) {
 	}
 	t.Setenv("PATH", dir)
 	t.Setenv(EnvOverride, "")
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 }
 
 func TestDetectFallsBackToV1AndRunsWithProjectFlags(t *testing.T) {
@@ -91,5 +92,28 @@ func TestTailBuffer(t *testing.T) {
 	_, _ = tb.Write([]byte("ee\nfour"))
 	if got := strings.Join(tb.lines(), "|"); got != "three|four" {
 		t.Errorf("tail %q", got)
+	}
+}
+
+func TestDetectCachesStandaloneVersion(t *testing.T) {
+	count := filepath.Join(t.TempDir(), "count")
+	fakeCompose(t, "echo x >> "+count+"\necho 1.29.2\n")
+	for i := 0; i < 3; i++ {
+		c, err := Detect(context.Background())
+		if err != nil || c.Version != "1.29.2" {
+			t.Fatalf("detect %d: %+v %v", i, c, err)
+		}
+	}
+	data, _ := os.ReadFile(count)
+	if n := strings.Count(string(data), "x"); n != 1 {
+		t.Errorf("docker-compose asked %d times for its version, want once", n)
+	}
+	// A changed executable is asked again.
+	exe := filepath.Join(strings.Split(os.Getenv("PATH"), ":")[0], "docker-compose")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\necho 2.30.1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := Detect(context.Background()); err != nil || c.Version != "2.30.1" || c.V1() {
+		t.Errorf("after upgrade: %+v %v", c, err)
 	}
 }

@@ -236,18 +236,26 @@ func (r *runner) teardown(parent context.Context) {
 	defer cancel()
 	t := time.Now()
 	log := r.log
-	// Containers first, killed: results are already out, and down's graceful
-	// stop would only add its timeout to every run.
-	if _, err := r.eng.RemoveProject(ctx, r.cp.Name); err != nil {
-		log.Warnf("teardown: %v", err)
-	}
-	cp := r.cp
-	cp.Log = nil // nothing worth reading on success; the error carries the output
-	if err := r.compose.Run(ctx, cp, r.downArgs()...); err != nil {
-		log.Warnf("teardown: %v (sweeping through the Engine API)", err)
-	}
-	if _, err := r.eng.RemoveProject(ctx, r.cp.Name); err != nil {
-		log.Warnf("teardown: %v", err)
+	// The Engine API sweep removes, by the compose project label, all that
+	// `compose down --volumes` would (containers, killed: results are already
+	// out; their anonymous volumes; networks; named volumes), without another
+	// start of the CLI (most of a second for Python v1). `compose down` runs
+	// only when the sweep failed or left something, then a second sweep.
+	_, err := r.eng.RemoveProject(ctx, r.cp.Name)
+	left, lerr := r.eng.ListProject(ctx, r.cp.Name)
+	if err != nil || lerr != nil || !left.Empty() {
+		if err != nil {
+			log.Warnf("teardown: %v; trying compose down", err)
+		}
+		cp := r.cp
+		cp.Log = nil // the error carries the output's tail
+		if err := r.compose.Run(ctx, cp, r.downArgs()...); err != nil {
+			log.Warnf("teardown: %v", err)
+		}
+		if _, err := r.eng.RemoveProject(ctx, r.cp.Name); err != nil {
+			log.Warnf("teardown: %v", err)
+		}
+		left, lerr = r.eng.ListProject(ctx, r.cp.Name)
 	}
 	for _, n := range r.needed {
 		if b := r.images[n].Built; b != "" {
@@ -256,10 +264,9 @@ func (r *runner) teardown(parent context.Context) {
 			}
 		}
 	}
-	left, err := r.eng.ListProject(ctx, r.cp.Name)
 	switch {
-	case err != nil:
-		log.Warnf("teardown: checking what is left: %v", err)
+	case lerr != nil:
+		log.Warnf("teardown: checking what is left: %v", lerr)
 	case !left.Empty():
 		log.Warnf("teardown of %s left %s: remove them with docker rm -f / docker network rm / docker volume rm", r.cp.Name, left)
 	default:

@@ -398,15 +398,27 @@ func (r *runner) execute(ctx, logCtx context.Context) error {
 			r.fail(f)
 			return nil
 		}
-		for _, s := range ready {
-			if err := r.start(ctx, logCtx, s); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				r.fail(&failure{service: s.name, outcome: OutcomeNotStarted, code: exit.TestsFailed,
-					msg: fmt.Sprintf("service %s could not start: %v", s.name, err)})
-				return nil
+		// Services ready together start together, as compose would.
+		errs := make([]error, len(ready))
+		var wg sync.WaitGroup
+		for i, s := range ready {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = r.start(ctx, logCtx, s)
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err == nil {
+				continue
 			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r.fail(&failure{service: ready[i].name, outcome: OutcomeNotStarted, code: exit.TestsFailed,
+				msg: fmt.Sprintf("service %s could not start: %v", ready[i].name, err)})
+			return nil
 		}
 		if r.testsDone() {
 			return nil

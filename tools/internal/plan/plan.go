@@ -124,6 +124,7 @@ func Load(ctx context.Context, opts Options) (*Plan, error) {
 	for _, n := range names {
 		built[n] = true
 	}
+	seen := map[string]bool{} // paths already found to exist
 	builds := make([]Build, 0, len(names))
 	images := map[string]string{}
 	for _, n := range names {
@@ -139,12 +140,9 @@ func Load(ctx context.Context, opts Options) (*Plan, error) {
 			return nil, exit.Usagef("services %q and %q build image %s from different build: sections, so one would overwrite the other's tags: give one of them a different image:", other, n, repo)
 		}
 		images[repo] = n
-		for _, t := range tags {
-			if err := ValidRef(repo, t); err != nil {
-				return nil, exit.Usagef("service %q: %v", n, err)
-			}
-		}
-		if err := checkBuildInputs(project, svc); err != nil {
+		// repo:tag needs no further check: ImageRepo validated the repository
+		// (length included) and RenderTags every tag.
+		if err := checkBuildInputs(project, svc, seen); err != nil {
 			return nil, err
 		}
 		builds = append(builds, Build{
@@ -268,7 +266,7 @@ func disabledHint(project *types.Project) string {
 
 // checkBuildInputs fails before the engine is touched when a local build
 // context or Dockerfile is missing.
-func checkBuildInputs(project *types.Project, svc types.ServiceConfig) error {
+func checkBuildInputs(project *types.Project, svc types.ServiceConfig, seen map[string]bool) error {
 	b := svc.Build
 	ctxDir := b.Context
 	if ctxDir == "" {
@@ -280,10 +278,12 @@ func checkBuildInputs(project *types.Project, svc types.ServiceConfig) error {
 	if !filepath.IsAbs(ctxDir) {
 		ctxDir = filepath.Join(project.WorkingDir, ctxDir)
 	}
-	st, err := os.Stat(ctxDir)
-	if err != nil || !st.IsDir() {
-		return exit.Usagef("service %q: build context %s is not a directory; fix build.context (or build:) in %s",
-			svc.Name, ctxDir, strings.Join(project.ComposeFiles, ", "))
+	if !seen[ctxDir] {
+		if st, err := os.Stat(ctxDir); err != nil || !st.IsDir() {
+			return exit.Usagef("service %q: build context %s is not a directory; fix build.context (or build:) in %s",
+				svc.Name, ctxDir, strings.Join(project.ComposeFiles, ", "))
+		}
+		seen[ctxDir] = true
 	}
 	if b.DockerfileInline != "" {
 		return nil
@@ -295,10 +295,14 @@ func checkBuildInputs(project *types.Project, svc types.ServiceConfig) error {
 	if !filepath.IsAbs(df) {
 		df = filepath.Join(ctxDir, df)
 	}
+	if seen[df] {
+		return nil
+	}
 	if st, err := os.Stat(df); err != nil || st.IsDir() {
 		return exit.Usagef("service %q: Dockerfile %s does not exist; add it or fix build.dockerfile in %s",
 			svc.Name, df, strings.Join(project.ComposeFiles, ", "))
 	}
+	seen[df] = true
 	return nil
 }
 

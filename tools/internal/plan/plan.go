@@ -32,7 +32,7 @@ type Options struct {
 
 	// Tagging.
 	Registry   string
-	Tags       []string // Go templates over .Commit .ShortCommit .Branch .BuildNumber
+	Tags       []string // Go templates over .Commit .ShortCommit .Branch .BuildNumber .DefaultBranch; empty: DefaultTagTemplate (+ latest on the default branch)
 	AllowDirty bool
 	Services   []string // --service filter; empty means all buildable services
 

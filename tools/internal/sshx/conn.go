@@ -23,11 +23,9 @@ type Conn struct {
 	name       string
 	target     Target // resolved user, host, port of the final hop
 	handshakes int
-	log        *progress.Logger
 
 	clients []*ssh.Client // jump hosts first, the target last
 	client  *ssh.Client
-	hop     *hop
 	slots   chan struct{}
 
 	reads *atomic.Int64 // read calls with data on the target's transport
@@ -83,8 +81,6 @@ func Dial(ctx context.Context, target string, opts Options) (*Conn, error) {
 	c := &Conn{
 		name:   last.name,
 		target: Target{Alias: last.name, User: last.user, Host: last.host, Port: last.port},
-		log:    opts.Log,
-		hop:    last,
 		slots:  make(chan struct{}, opts.MaxSessions),
 		done:   make(chan struct{}),
 	}

@@ -103,12 +103,15 @@ func available() error {
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
 	Require(t)
+	me, err := user.Current()
+	if err != nil {
+		t.Fatalf("sshtest: current user: %v", err)
+	}
 	if opts.User == "" {
-		u, err := user.Current()
-		if err != nil {
-			t.Fatalf("sshtest: current user: %v", err)
-		}
-		opts.User = u.Username
+		opts.User = me.Username
+	}
+	if opts.User != me.Username && os.Geteuid() != 0 {
+		t.Fatalf("sshtest: logging in as %q needs sshd running as root (running as %s)", opts.User, me.Username)
 	}
 	if len(opts.HostKeyTypes) == 0 {
 		opts.HostKeyTypes = []string{Ed25519, ECDSA, RSA}

@@ -5,6 +5,7 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"os/user"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/slipway-dev/slipway/tools/internal/deploy/remote"
@@ -50,6 +52,8 @@ type Options struct {
 	Stdout        io.Writer     // results; default os.Stdout
 	Log           *progress.Logger
 	Getenv        func(string) string // default os.Getenv (credentials, BUILD_URL)
+
+	planOut io.Writer // Stdout, safe for parallel hosts
 }
 
 // Host statuses in results.
@@ -74,6 +78,7 @@ type HostResult struct {
 	RollbackError string            `json:"rollbackError,omitempty"`
 	Failing       []FailedContainer `json:"failingContainers,omitempty"`
 	Pruned        []string          `json:"pruned,omitempty"`
+	Plan          []string          `json:"plan,omitempty"` // --dry-run: the remote actions
 	Seconds       float64           `json:"seconds"`
 	Handshakes    int               `json:"handshakes"`
 
@@ -123,6 +128,19 @@ func (o *Options) setDefaults() {
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
 	}
+	o.planOut = &syncWriter{w: o.Stdout}
+}
+
+// syncWriter serialises writes from hosts running in parallel.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
 
 func (o *Options) validate() (Strategy, error) {
@@ -166,8 +184,9 @@ type hostRun struct {
 	d        *HostDeploy
 	res      *HostResult
 	start    time.Time
-	fresh    bool // releases/<commit> was created by this deploy
-	switched bool // current was switched to the new release
+	fresh    bool         // releases/<commit> was created by this deploy
+	switched bool         // current was switched to the new release
+	plan     bytes.Buffer // --dry-run --json: this host's plan
 }
 
 // Deploy deploys the manifest's release to every host. The returned error
@@ -240,6 +259,9 @@ func Deploy(ctx context.Context, o Options) (*Result, error) {
 		if r.conn != nil {
 			r.res.Handshakes = r.conn.c.Handshakes()
 		}
+		if r.plan.Len() > 0 {
+			r.res.Plan = strings.Split(strings.TrimRight(r.plan.String(), "\n"), "\n")
+		}
 	}
 	return finish(ctx, &o, res, runs)
 }
@@ -262,7 +284,11 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 	h := c.h
 	h.Project = b.m.Project
 	h.DryRun = o.DryRun
-	h.Plan = o.Stdout
+	if o.JSON {
+		h.Plan = &r.plan // goes into the JSON result
+	} else {
+		h.Plan = o.planOut
+	}
 	facts, err := h.Probe(ctx)
 	if err != nil {
 		fail(err)
@@ -428,6 +454,7 @@ func prune(ctx context.Context, r *hostRun, keep int) {
 		current = r.d.Release
 	}
 	drop, images := pruneSet(rels, current, keep)
+	drop = withoutInUse(ctx, h, drop, r.conn.log)
 	if len(drop) == 0 {
 		return
 	}

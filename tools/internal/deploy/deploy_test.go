@@ -755,3 +755,26 @@ func TestPruneSetAndBatches(t *testing.T) {
 		t.Errorf("two hosts on a line: %v", err)
 	}
 }
+
+func TestDryRunJSON(t *testing.T) {
+	hs := []*fakeHost{newFakeHost(t, "a"), newFakeHost(t, "b")}
+	r := deployTo(t, release(t, "v1", nil), hs, func(o *Options) { o.DryRun = true; o.JSON = true; o.Parallel = 2 })
+	wantCode(t, r, 0)
+	var res Result
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatalf("stdout is not JSON: %v\n%s", err, r.stdout)
+	}
+	if res.Status != "planned" || !res.DryRun || len(res.Hosts) != 2 {
+		t.Fatalf("result %+v", res)
+	}
+	for _, h := range res.Hosts {
+		if h.Status != StatusPlanned || len(h.Plan) < 5 || !strings.HasPrefix(h.Plan[0], "["+h.Host+"] ") {
+			t.Errorf("host %s: status %s plan %q", h.Host, h.Status, h.Plan)
+		}
+	}
+	for _, h := range hs {
+		if _, err := os.Stat(h.dir()); err == nil {
+			t.Errorf("%s: dry run created the deploy directory", h.name)
+		}
+	}
+}

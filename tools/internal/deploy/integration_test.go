@@ -49,7 +49,6 @@ type itEnv struct {
 	env    *testenv.Env
 	tg     testenv.Target
 	dir    string // deploy dir on the target
-	docker []string
 	web    map[string]string // version -> image@digest
 	db     string
 	proxy  string
@@ -103,6 +102,12 @@ func buildWeb(t *testing.T, e *itEnv, v string) string {
 		data, err := os.ReadFile(filepath.Join(src, f))
 		if err != nil {
 			t.Fatal(err)
+		}
+		if f == "Dockerfile" {
+			// A label unique to this run: the build cache would otherwise
+			// give an image (and digest) the target may still hold, and
+			// then nothing needs pulling.
+			data = append(data, []byte("\nLABEL org.slipway.test-run="+e.web[""]+"\n")...)
 		}
 		os.WriteFile(filepath.Join(ctx, f), data, 0o644)
 	}
@@ -301,16 +306,6 @@ func (c *countingDial) dial(ctx context.Context, target string, o sshx.Options) 
 	return conn, nil
 }
 
-func (c *countingDial) handshakes() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, conn := range c.conns {
-		n += conn.Handshakes()
-	}
-	return n
-}
-
 func (e *itEnv) deploy(t *testing.T, rel string, mod func(*Options)) run {
 	t.Helper()
 	var out, errb bytes.Buffer
@@ -498,6 +493,14 @@ func TestIntegrationDeploy(t *testing.T) {
 		}
 		if _, err := os.Stat(e.dir); err == nil {
 			t.Error("the deploy directory was created")
+		}
+	})
+
+	t.Run("dir not writable", func(t *testing.T) {
+		r := e.deploy(t, "v1", func(o *Options) { o.Dir = "/opt/slipway-deploy-it" })
+		wantCode(t, r, exit.Failed)
+		if !strings.Contains(r.err.Error(), "not writable by the SSH user") {
+			t.Errorf("error: %v", r.err)
 		}
 	})
 

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Deploy speed, one host, measured in one run with hyperfine and reported as a
+# ratio: the sample app (web + postgres + nginx proxy) going from release 1.0.0
+# to 2.0.0 on SSH target t1 (its own dockerd, docker-compose 1.29):
+#   classic:  the recipe slipway replaces: scp the compose file, its config
+#             file and .env, then one ssh running `docker login` (into a
+#             throw-away DOCKER_CONFIG, credentials on stdin), `docker-compose
+#             pull && docker-compose up -d`, and a loop that waits until every
+#             container runs and is healthy (polling every 0.5 s, as slipway).
+#   slipway:  `slipway deploy`, which also takes the lock, uploads the release
+#             atomically, writes release.json, health-gates, switches
+#             `current` and prunes; one SSH handshake.
+# Before every timed run each tool puts release 1.0.0 back with its own
+# method (untimed), so each run is a real 1.0.0 -> 2.0.0 upgrade.
+# Target: slipway <= 1.0x the classic script.
+# Needs the test services (make services) and bin/slipway (make build).
+# BENCH_RUNS (default 5) runs per command. Prints a TARGET line for make bench.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+bin=$root/bin/slipway
+state=${SLIPWAY_TEST_STATE:-$root/.state}
+runs=${BENCH_RUNS:-5}
+[ -x "$bin" ] || { echo "deploy bench: $bin missing: run make build" >&2; exit 1; }
+[ -f "$state/env.sh" ] || { echo "deploy bench: $state/env.sh missing: run make services" >&2; exit 1; }
+# shellcheck disable=SC1091
+. "$state/env.sh"
+export SLIPWAY_REGISTRY_USER=$SLIPWAY_TEST_REGISTRY_USER SLIPWAY_REGISTRY_PASSWORD=$SLIPWAY_TEST_REGISTRY_PASSWORD
+export DOCKER_CONFIG=$SLIPWAY_TEST_DOCKER_CONFIG
+
+host=$SLIPWAY_TEST_T1_HOST
+user=$SLIPWAY_TEST_T1_USER
+key=$SLIPWAY_TEST_SSH_KEY
+kh=$SLIPWAY_TEST_T1_KNOWN_HOSTS
+tdocker="docker -H $SLIPWAY_TEST_T1_DOCKER_HOST"
+project=slwbench
+port=18090
+sdir=$SLIPWAY_TEST_T1_DIR/bench-slipway  # slipway's deploy directory
+cdir=$SLIPWAY_TEST_T1_DIR/bench-classic  # the classic recipe's directory
+
+work=$(mktemp -d /tmp/slipway-bench-deploy.XXXXXX)
+cleanup() {
+  ids=$($tdocker ps -aq --filter "label=com.docker.compose.project=$project" 2>/dev/null || true)
+  [ -z "$ids" ] || $tdocker rm -f $ids >/dev/null 2>&1 || true
+  $tdocker volume rm -f "${project}_dbdata" >/dev/null 2>&1 || true
+  $tdocker network rm "${project}_default" >/dev/null 2>&1 || true
+  rm -rf "$sdir" "$cdir" "$work"
+}
+trap cleanup EXIT
+cleanup_start() { rm -rf "$sdir" "$cdir"; }
+cleanup_start
+mkdir -p "$work"
+
+# --- two releases through the real pipeline: build + push ------------------
+echo "deploy bench: building and pushing sampleapp 1.0.0 and 2.0.0" >&2
+reg=$SLIPWAY_TEST_REGISTRY/slipway-bench-deploy
+release() { # dir: build + push in that repository
+  (cd "$1" && COMPOSE_PROJECT_NAME=$project "$bin" build --registry "$reg" >/dev/null 2>&1 \
+     && "$bin" push >/dev/null 2>&1) || { echo "deploy bench: build/push failed in $1" >&2; exit 1; }
+}
+test/scripts/sampleapp-repo.sh "$work/v1" >/dev/null
+release "$work/v1"
+cp -R "$work/v1" "$work/v2"
+test/scripts/sampleapp-repo.sh "$work/v2" 2.0.0 >/dev/null
+release "$work/v2"
+printf 'WEB_PORT=%s\n' "$port" > "$work/prod.env"
+
+ssho=(-i "$key" -o "UserKnownHostsFile=$kh" -o BatchMode=yes -o StrictHostKeyChecking=yes)
+ssh "${ssho[@]}" "$user@$host" "mkdir -p '$cdir' '$sdir'"
+
+cat > "$work/classic.sh" <<EOF
+#!/usr/bin/env bash
+# The classic recipe: scp, then ssh 'pull && up -d' and a wait-until-healthy loop.
+set -euo pipefail
+v=\$1
+scp -q -r ${ssho[*]} "$work/classic-\$v/docker-compose.yml" "$work/classic-\$v/.env" "$work/classic-\$v/proxy" "$user@$host:$cdir/"
+printf '%s' "\$SLIPWAY_REGISTRY_PASSWORD" | ssh ${ssho[*]} "$user@$host" '
+  set -e
+  cd "$cdir"
+  t=\$(mktemp -d); trap "rm -rf \$t" EXIT; export DOCKER_CONFIG=\$t
+  docker login -u "$SLIPWAY_REGISTRY_USER" --password-stdin "$SLIPWAY_TEST_REGISTRY" >/dev/null 2>&1
+  docker-compose -p $project pull -q && docker-compose -p $project up -d >/dev/null 2>&1
+  for i in \$(seq 600); do
+    ok=1
+    for c in \$(docker ps -aq --filter label=com.docker.compose.project=$project); do
+      s=\$(docker inspect -f "{{.State.Status}}{{if .State.Health}}/{{.State.Health.Status}}{{end}}" "\$c")
+      case \$s in running|running/healthy) ;; *) ok=0 ;; esac
+    done
+    [ \$ok = 1 ] && exit 0
+    sleep 0.5
+  done
+  exit 1'
+EOF
+cat > "$work/slipway.sh" <<EOF
+#!/usr/bin/env bash
+set -euo pipefail
+cd "$work/\$1"
+"$bin" deploy --host "$user@$host" --dir "$sdir" --identity "$key" --known-hosts "$kh" --env-file "$work/prod.env" >/dev/null 2>&1
+EOF
+cat > "$work/check.sh" <<EOF
+#!/usr/bin/env bash
+# The version the proxy serves must be the one just deployed.
+got=\$(curl -sf --max-time 5 "http://$host:$port/version" || true)
+[ "\$got" = "\$1" ] || { echo "deploy bench: serving '\$got', want '\$1'" >&2; exit 1; }
+EOF
+chmod +x "$work"/*.sh
+
+# Warm up: images pulled, volume initialised, both directories populated.
+"$work/slipway.sh" v2 && "$work/check.sh" 2.0.0
+"$work/slipway.sh" v1 && "$work/check.sh" 1.0.0
+# The classic recipe's files: the same pinned images and settings, as the
+# compose file slipway rendered for this server's docker-compose 1.29 (the
+# pinned file itself has keys 1.29 rejects), its nginx.conf and the .env.
+for v in v1 v2; do
+  commit=$(jq -r .commit "$work/$v/slipway-release.json")
+  mkdir -p "$work/classic-$v/proxy"
+  cp "$sdir/releases/$commit/compose.yaml" "$work/classic-$v/docker-compose.yml"
+  cp "$work/$v/proxy/nginx.conf" "$work/classic-$v/proxy/"
+  cp "$work/prod.env" "$work/classic-$v/.env"
+done
+"$work/classic.sh" v2 && "$work/check.sh" 2.0.0
+"$work/classic.sh" v1 && "$work/check.sh" 1.0.0
+
+hyperfine --runs "$runs" --export-json "$work/deploy.json" \
+  --prepare "$work/classic.sh v1 && $work/check.sh 1.0.0" \
+  --prepare "$work/slipway.sh v1 && $work/check.sh 1.0.0" \
+  -n classic-scp-ssh "$work/classic.sh v2 && $work/check.sh 2.0.0" \
+  -n slipway-deploy "$work/slipway.sh v2 && $work/check.sh 2.0.0"
+
+# One more deploy to count SSH handshakes: sshd logs one "Accepted publickey"
+# per authenticated connection.
+log=$state/targets/t1/sshd.log
+before=$(grep -c 'Accepted publickey' "$log" 2>/dev/null || echo 0)
+"$work/slipway.sh" v1
+after=$(grep -c 'Accepted publickey' "$log" 2>/dev/null || echo 0)
+echo "slipway deploy: $((after - before)) SSH connection(s) authenticated by t1's sshd for one deploy"
+
+read -r r bm cm < <(jq -r '
+  (.results[] | select(.command=="classic-scp-ssh") | .median) as $b |
+  (.results[] | select(.command=="slipway-deploy") | .median) as $c |
+  "\($c/$b*1000|round/1000) \($b*100|round/100) \($c*100|round/100)"' "$work/deploy.json")
+met=$(awk -v r="$r" 'BEGIN{print (r<=1.0)?"met":"NOT met"}')
+echo "TARGET deploy: slipway-deploy ${cm}s vs classic-scp-ssh ${bm}s (medians) = ${r}x (target <= 1.0x): $met"

@@ -54,6 +54,12 @@ func deployCommand() *cli.Command {
 			"host is back on its previous release; 5 failed and hosts are left changed; 130 cancelled.",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			if err := atLeastOne(c, "parallel", "keep"); err != nil {
+				return err
+			}
 			_, err := deploy.Deploy(c.Context, deploy.Options{
 				Target:        targetOptions(c),
 				Manifest:      c.String("manifest"),

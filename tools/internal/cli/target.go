@@ -4,6 +4,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/slipway-dev/slipway/tools/internal/deploy"
+	"github.com/slipway-dev/slipway/tools/internal/exit"
 	"github.com/slipway-dev/slipway/tools/internal/sshx"
 )
 
@@ -20,6 +21,25 @@ func targetFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "accept-new", Usage: "trust a host seen for the first time and add its key to known_hosts (never a changed key)"},
 		&cli.StringFlag{Name: "jump", Usage: "reach the hosts through a bastion `[user@]host[:port]` (its host key is checked too)"},
 	}
+}
+
+// noArgs rejects positional arguments: hosts are given with --host.
+func noArgs(c *cli.Context) error {
+	if c.Args().Len() > 0 {
+		return exit.Usagef("%s takes no arguments (got %q): give hosts with --host [user@]host[:port] or --hosts-file FILE", c.Command.Name, c.Args().First())
+	}
+	return nil
+}
+
+// atLeastOne rejects an explicit value below 1 for the named int flags (the
+// deploy package reads 0 as "the default").
+func atLeastOne(c *cli.Context, names ...string) error {
+	for _, n := range names {
+		if c.IsSet(n) && c.Int(n) < 1 {
+			return exit.Usagef("--%s %d: want 1 or more", n, c.Int(n))
+		}
+	}
+	return nil
 }
 
 // targetOptions reads the target flags. Bad values are reported (exit 2)

@@ -778,3 +778,45 @@ func TestDryRunJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestCancelRollsBackAndReleasesTheLock(t *testing.T) {
+	h := newFakeHost(t, "t1")
+	wantCode(t, deployTo(t, release(t, "v1", nil), []*fakeHost{h}, nil), 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb bytes.Buffer
+	o := Options{Target: Target{Hosts: []string{"t1"}, Dir: "app", Dial: fakeDial(h)}, Manifest: release(t, "v2", map[string]string{"fake.health": "starting"}),
+		HealthTimeout: time.Minute, Stdout: &out, Log: progress.New(&errb), Getenv: credsEnv}
+	go func() {
+		// Cancel once the new release runs (the health gate is waiting).
+		for h.runningRelease() != commitOf("v2") {
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+	}()
+	o.HealthTimeout = 2 * time.Second // the rollback's own gate must pass quickly
+	_, err := Deploy(ctx, o)
+	if exit.Code(err) != exit.Cancelled {
+		t.Fatalf("exit %d (%v), want 130\n%s", exit.Code(err), err, errb.String())
+	}
+	if h.current() != commitOf("v1") || h.runningRelease() != commitOf("v1") {
+		t.Fatalf("after cancel: current %s running %s", h.current(), h.runningRelease())
+	}
+	if _, err := os.Stat(filepath.Join(h.dir(), ".slipway", "lock")); err == nil {
+		t.Error("lock left after a cancelled deploy")
+	}
+}
+
+func TestCredentialsFromDockerConfig(t *testing.T) {
+	h := newFakeHost(t, "t1")
+	cfg := t.TempDir()
+	data := fmt.Sprintf(`{"auths":{"reg.test:5000":{"auth":%q}}}`, b64("robot:"+testPass))
+	os.WriteFile(filepath.Join(cfg, "config.json"), []byte(data), 0o600)
+	r := deployTo(t, release(t, "v1", nil), []*fakeHost{h}, func(o *Options) {
+		o.Getenv = env(map[string]string{"DOCKER_CONFIG": cfg})
+	})
+	wantCode(t, r, 0)
+	if log := strings.Join(h.engine().Log, "\n"); !strings.Contains(log, "login reg.test:5000 as robot") {
+		t.Errorf("the agent's DOCKER_CONFIG credentials were not used:\n%s", log)
+	}
+	assertNoSecret(t, h)
+}

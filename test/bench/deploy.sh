@@ -41,6 +41,7 @@ cdir=$SLIPWAY_TEST_T1_DIR/bench-classic  # the classic recipe's directory
 work=$(mktemp -d /tmp/slipway-bench-deploy.XXXXXX)
 cleanup() {
   ids=$($tdocker ps -aq --filter "label=com.docker.compose.project=$project" 2>/dev/null || true)
+  # shellcheck disable=SC2086 # one word per container id
   [ -z "$ids" ] || $tdocker rm -f $ids >/dev/null 2>&1 || true
   $tdocker volume rm -f "${project}_dbdata" >/dev/null 2>&1 || true
   $tdocker network rm "${project}_default" >/dev/null 2>&1 || true
@@ -66,6 +67,7 @@ release "$work/v2"
 printf 'WEB_PORT=%s\n' "$port" > "$work/prod.env"
 
 ssho=(-i "$key" -o "UserKnownHostsFile=$kh" -o BatchMode=yes -o StrictHostKeyChecking=yes)
+# shellcheck disable=SC2029 # the paths are the agent's to give
 ssh "${ssho[@]}" "$user@$host" "mkdir -p '$cdir' '$sdir'"
 
 cat > "$work/classic.sh" <<EOF

@@ -48,7 +48,7 @@ const (
 type itEnv struct {
 	env    *testenv.Env
 	tg     testenv.Target
-	dir    string // deploy dir on the target
+	dir    string            // deploy dir on the target
 	web    map[string]string // version -> image@digest
 	db     string
 	proxy  string

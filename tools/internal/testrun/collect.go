@@ -192,10 +192,15 @@ func (r *runner) finish(result string, timedOut bool) {
 	sort.Strings(r.sum.Failed)
 }
 
-// report prints one line per service and the log tail of the failing ones.
+// report prints one line per service (dependencies first) and the log tail
+// of the failing ones.
 func (r *runner) report() {
-	for _, n := range r.needed {
-		res := r.sum.Services[n]
+	order := append(append([]string{}, r.dependencies()...), r.tests...)
+	for _, n := range order {
+		res, ok := r.sum.Services[n]
+		if !ok {
+			continue
+		}
 		code := "-"
 		if res.ExitCode != nil {
 			code = fmt.Sprint(*res.ExitCode)

@@ -277,10 +277,12 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	r.sum.Result, r.sum.ExitCode, r.sum.Message = result, code, msg
 	r.sum.Finished = time.Now().UTC()
 	r.sum.DurationSeconds = seconds(time.Since(start))
+	// Written on cancellation too (it costs no engine call), before teardown,
+	// so a Jenkins post step finds what happened.
+	if werr := writeSummary(r.opts.ResultsDir, r.sum); werr != nil {
+		log.Warnf("writing %s: %v", filepath.Join(r.opts.ResultsDir, "summary.json"), werr)
+	}
 	if !cancelled {
-		if werr := writeSummary(r.opts.ResultsDir, r.sum); werr != nil {
-			log.Warnf("writing %s: %v", filepath.Join(r.opts.ResultsDir, "summary.json"), werr)
-		}
 		r.report()
 	}
 
@@ -332,9 +334,7 @@ func (r *runner) cleanResults() error {
 		return exit.Usagef("--results %s: %v", dir, err)
 	}
 	stale := []string{"summary.json", "logs"}
-	for _, n := range r.needed {
-		stale = append(stale, n)
-	}
+	stale = append(stale, r.needed...)
 	for _, s := range stale {
 		if err := os.RemoveAll(filepath.Join(dir, s)); err != nil {
 			return fmt.Errorf("clearing old results %s: %w", filepath.Join(dir, s), err)

@@ -302,6 +302,10 @@ func TestRunPasses(t *testing.T) {
 	if !strings.Contains(string(log), "GET http://app.internal:8080/health: ok") {
 		t.Errorf("tests did not reach app through its alias on the second network; log:\n%s", log)
 	}
+	// The named volume was created (and assertNothingLeft saw it removed).
+	if !strings.Contains(r.log, s.Project+"_data") {
+		t.Errorf("named volume %s_data never created; log:\n%s", s.Project, r.log)
+	}
 	if !strings.Contains(r.log, `container_name "fixture-app" dropped`) || !strings.Contains(r.log, "host port 18099") {
 		t.Errorf("no warning about dropped container_name/port; log:\n%s", r.log)
 	}
@@ -490,6 +494,11 @@ func TestAbort(t *testing.T) {
 		t.Fatalf("never saw the stack start:\n%s", out.String())
 	}
 	assertNothingLeft(t, project)
+	data, err := os.ReadFile(filepath.Join(dir, "test-results", "summary.json"))
+	var s Summary
+	if err != nil || json.Unmarshal(data, &s) != nil || s.Result != ResultCancelled || s.ExitCode != exit.Cancelled || s.Project != project {
+		t.Errorf("summary.json after abort: %v %s", err, data)
+	}
 	if !strings.Contains(out.String(), "cancelled") {
 		t.Errorf("no word of the cancellation:\n%s", out.String())
 	}

@@ -49,10 +49,10 @@ Examples:
   slipway test -f compose.yaml -f compose.test.yaml --timeout 10m
   slipway test --manifest ''      # no manifest: every service builds as compose would`,
 		Flags: []cli.Flag{
-			&cli.StringSliceFlag{Name: "file", Aliases: []string{"f"}, Usage: "test compose `FILE` (repeatable; default: first of " + joinDefaults() + ")"},
-			&cli.StringSliceFlag{Name: "service", Usage: "test service `NAME` to run to completion (repeatable)"},
+			repeatable("file", []string{"f"}, "test compose `FILE` (repeatable, merged in order); default: the first of "+joinDefaults()),
+			repeatable("service", nil, "test service `NAME` to run to completion (repeatable)"),
 			&cli.StringFlag{Name: "results", Value: testrun.DefaultResultsDir, Usage: "`DIR` for results, logs and summary.json"},
-			&cli.StringSliceFlag{Name: "results-path", Usage: "`[SERVICE:]PATH` in a container to copy into DIR/<service>/ (repeatable)"},
+			repeatable("results-path", nil, "`[SERVICE:]PATH` in a container to copy into DIR/<service>/ (repeatable); without SERVICE: every test service"),
 			&cli.DurationFlag{Name: "timeout", Value: testrun.DefaultTimeout, Usage: "limit for the whole run, `D` like 30m (0: none)"},
 			&cli.StringFlag{Name: "manifest", Value: manifest.DefaultPath, Usage: "release manifest `PATH` written by build ('' for none)"},
 		},
@@ -61,10 +61,10 @@ Examples:
 				return exit.Usagef("test takes no arguments, got %q (name test services with --service NAME)", c.Args().First())
 			}
 			opts := testrun.Options{
-				Files:        c.StringSlice("file"),
-				Services:     c.StringSlice("service"),
+				Files:        listFlag(c, "file"),
+				Services:     listFlag(c, "service"),
 				ResultsDir:   c.String("results"),
-				ResultsPaths: c.StringSlice("results-path"),
+				ResultsPaths: listFlag(c, "results-path"),
 				Timeout:      c.Duration("timeout"),
 				Manifest:     c.String("manifest"),
 				Log:          logger(),

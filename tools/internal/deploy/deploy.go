@@ -312,11 +312,18 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 		return
 	}
 	r.lock = lock
-	// current may have moved while we waited for the lock.
-	if !o.DryRun {
-		if _, cur, err := h.Releases(ctx); err == nil {
-			facts.Current = cur
-			r.res.Previous = cur
+	// Under the lock: current may have moved while we waited for it, and
+	// whether releases/<commit> exists decides what a rollback removes.
+	rels, cur, err := h.Releases(ctx)
+	if err != nil {
+		fail(err)
+		return
+	}
+	facts.Current, r.res.Previous = cur, cur
+	r.fresh = true
+	for _, rel := range rels {
+		if rel.Name == b.m.Commit {
+			r.fresh = false
 		}
 	}
 	commit := b.m.Commit
@@ -334,12 +341,6 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 		fail(err)
 		return
 	}
-	existed, err := releaseExists(ctx, h, commit)
-	if err != nil {
-		fail(err)
-		return
-	}
-	r.fresh = !existed
 	start := time.Now()
 	if err := h.Upload(ctx, commit, files); err != nil {
 		fail(err)
@@ -426,19 +427,6 @@ func revertHost(ctx context.Context, strategy Strategy, r *hostRun, why string) 
 	} else {
 		log.Printf("rolled back: release %s is serving again", short(d.Previous))
 	}
-}
-
-func releaseExists(ctx context.Context, h *remote.Host, commit string) (bool, error) {
-	rels, _, err := h.Releases(ctx)
-	if err != nil {
-		return false, err
-	}
-	for _, r := range rels {
-		if r.Name == commit {
-			return true, nil
-		}
-	}
-	return false, nil
 }
 
 // prune removes releases beyond keep (never the current one) and the images

@@ -57,7 +57,7 @@ class Binary implements Serializable {
 
         String stashVar = stashVariable(platform)
         if (steps.env[stashVar] == version) {
-            steps.sh("mkdir -p ${Shell.quote(dir)}")
+            steps.sh("set +x\nmkdir -p ${Shell.quote(dir)}\n")
             steps.dir(dir) {
                 steps.unstash(stashName(platform))
             }
@@ -65,7 +65,7 @@ class Binary implements Serializable {
             if (got != want.binarySha256) {
                 steps.error("${step}: checksum mismatch for the stashed slipway binary: expected sha256 ${want.binarySha256}, got ${got}; refusing to run it")
             }
-            steps.sh("chmod 755 ${Shell.quote(bin)}")
+            steps.sh("set +x\nchmod 755 ${Shell.quote(bin)}\n")
             versionOnce(bin, version, 'this build\'s stash')
             return bin
         }
@@ -103,7 +103,7 @@ class Binary implements Serializable {
         }
         String got = sha256(part)
         if (got != want.sha256) {
-            steps.sh("rm -f ${Shell.quote(part)}")
+            steps.sh("set +x\nrm -f ${Shell.quote(part)}\n")
             steps.error("${step}: checksum mismatch for ${url}: expected sha256 ${want.sha256}, got ${got}; " +
                     'refusing to run it (a corrupt download, or not the release this library version pins)')
         }
@@ -115,10 +115,10 @@ class Binary implements Serializable {
                 "mv -f \"\$d/x/slipway\" ${Shell.quote(fresh)} && rm -rf \"\$d/x\"\n")
         got = sha256(fresh)
         if (got != want.binarySha256) {
-            steps.sh("rm -f ${Shell.quote(fresh)} ${Shell.quote(part)}")
+            steps.sh("set +x\nrm -f ${Shell.quote(fresh)} ${Shell.quote(part)}\n")
             steps.error("${step}: checksum mismatch for the slipway binary in ${want.archive}: expected sha256 ${want.binarySha256}, got ${got}; refusing to run it")
         }
-        steps.sh("chmod 755 ${Shell.quote(fresh)} && mv -f ${Shell.quote(fresh)} ${Shell.quote(bin)} && rm -f ${Shell.quote(part)}")
+        steps.sh("set +x\nchmod 755 ${Shell.quote(fresh)} && mv -f ${Shell.quote(fresh)} ${Shell.quote(bin)} && rm -f ${Shell.quote(part)}\n")
     }
 
     /** Runs `slipway version` the first time this build uses bin on this node. */
@@ -139,12 +139,19 @@ class Binary implements Serializable {
         steps.env.SLIPWAY_BINARY = key
     }
 
+    /** The agent's os-arch, asked once per node and build (remembered in env.SLIPWAY_PLATFORM_<node>). */
     String platform() {
-        String out = steps.sh(returnStdout: true, script: 'uname -s; uname -m')
+        String memo = 'SLIPWAY_PLATFORM_' + ((String) (steps.env.NODE_NAME ?: 'unknown')).replaceAll('[^A-Za-z0-9_]', '_')
+        String known = steps.env[memo]
+        if (known) {
+            return known
+        }
+        String out = steps.sh(returnStdout: true, script: 'set +x\nuname -s; uname -m\n')
         Map p = platformOf(out)
         if (p.error) {
             steps.error("${step}: ${p.error}")
         }
+        steps.env[memo] = p.platform
         return p.platform
     }
 

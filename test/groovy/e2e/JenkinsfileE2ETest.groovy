@@ -139,7 +139,7 @@ class JenkinsfileE2ETest {
         c.readTimeout = 10000
         int code = c.responseCode
         String body = (code < 400 ? c.inputStream : c.errorStream)?.getText('UTF-8')
-        return "${code} ${body}".toString()
+        return "${code} ${body?.trim()}".toString()
     }
 
     /** HTTP status of the registry's manifest for repo:tag (200 pushed, 404 not). */

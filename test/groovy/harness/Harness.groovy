@@ -578,7 +578,7 @@ class Harness {
                     case 'usernamePassword':
                         vars[(String) b.usernameVariable] = (String) cred.username
                         vars[(String) b.passwordVariable] = (String) cred.password
-                        addSecret((String) cred.username)
+                        // The username is shown, as Jenkins does unless the credential marks it secret.
                         addSecret((String) cred.password)
                         break
                     case 'string':

@@ -26,6 +26,7 @@ class BinaryTest {
         assert s.agent.curlCalls == 1
         assert s.agent.versionCalls == 1
         assert s.agent.runs.size() == 4
+        assert s.h.scripts().count { it.contains('uname') } == 1 // the platform is asked once per node
         assert s.agent.runs.every { Fixture.argv((String) it.arg('script'))[0] == BIN }
         assert s.h.nodeFs()[BIN] == 'BINARY'
         // The download: pinned URL, into pwd(tmp: true), checked, then stashed for other nodes.
@@ -138,6 +139,7 @@ class BinaryTest {
         assert un.node == 'linux-b' && un.args == ['slipway-binary-linux-amd64'] && un.cwd == DIR
         assert s.h.fs['linux-b'][BIN] == 'BINARY'
         assert s.agent.versionCalls == 2 // once per node
+        assert s.h.calls('sh').findAll { it.arg('script').contains('uname') }*.node == ['linux-a', 'linux-b']
         assert s.agent.runs*.node == ['linux-a', 'linux-b']
     }
 

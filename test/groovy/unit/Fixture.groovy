@@ -110,14 +110,14 @@ class FakeAgent {
             h.seed(mv[3], binary)
             return 0
         }
-        h.onSh(~/^chmod 755 .* && mv -f /) { Call c ->
-            List<String> w = ShellWords.split((String) c.arg('script'))
+        h.onSh(~/(?m)^chmod 755 .* && mv -f /) { Call c ->
+            List<String> w = ShellWords.split(((String) c.arg('script')).readLines()[1])
             h.nodeFs()[w[7]] = h.nodeFs().remove(w[6])
             h.nodeFs().remove(w[11])
             return 0
         }
-        h.onSh(~/^rm -f /) { Call c ->
-            ShellWords.split((String) c.arg('script')).drop(2).each { h.nodeFs().remove(it) }
+        h.onSh(~/(?m)^rm -f /) { Call c ->
+            ShellWords.split(((String) c.arg('script')).readLines()[1]).drop(2).each { h.nodeFs().remove(it) }
             return 0
         }
         h.onSh(' version 2>&1') { Call c ->

@@ -302,10 +302,6 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 		return
 	}
 	log.Printf("docker %s, compose %s, dir %s, current release %s", facts.DockerVersion, composeName(facts), facts.Dir, orNone(short(facts.Current)))
-	if err := h.Prepare(ctx); err != nil {
-		fail(err)
-		return
-	}
 	lock, err := h.AcquireLock(ctx, lockInfo(o, b), o.LockWait, o.LockTTL)
 	if err != nil {
 		fail(err)

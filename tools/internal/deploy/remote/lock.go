@@ -123,7 +123,7 @@ func (h *Host) AcquireLock(ctx context.Context, info LockInfo, wait, ttl time.Du
 		if st != nil {
 			h.Planf("lock %s/.slipway/lock is held: %s", h.Dir, (&LockHeldError{Info: st.Info, Age: st.Age}).Error())
 		} else {
-			h.Planf("take lock %s/.slipway/lock (mkdir + rename), release it at the end", h.Dir)
+			h.Planf("take lock %s/.slipway/lock (mkdir -p %s/.slipway, then an atomic rename), release it at the end", h.Dir, h.Dir)
 		}
 		return &Lock{h: h, token: info.Token}, nil
 	}

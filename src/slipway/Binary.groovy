@@ -43,7 +43,8 @@ class Binary implements Serializable {
             steps.error("${step}: the library pins no slipway ${version} binary for ${platform} (pinned: ${((Map) pinned.platforms).keySet().join(', ')}); " +
                     "give the step tool: '/path/to/slipway' or set SLIPWAY_BIN")
         }
-        String dir = "${steps.pwd(tmp: true)}/slipway/${version}/${platform}"
+        String tmp = steps.pwd(tmp: true)
+        String dir = "${tmp}/slipway/${version}/${platform}"
         String bin = "${dir}/slipway"
 
         if (steps.fileExists(bin)) {

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by run.sh and pipeline.sh: find Java, compile the harness and tests with Debian's
 # Groovy 2.4 (the Groovy Jenkins embeds) and JUnit 4. Sourced, not run.
 

@@ -5,7 +5,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-# shellcheck source=lib.sh
+# shellcheck source=test/groovy/lib.sh
 . "$here/lib.sh"
 groovy_setup
 out=$(mktemp -d "${TMPDIR:-/tmp}/slipway-pipeline.XXXXXX")

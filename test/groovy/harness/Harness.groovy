@@ -325,7 +325,11 @@ class Harness {
 
     /** The build environment without the agent's own: what a step call is recorded with. */
     Map<String, String> visibleEnv() {
-        Map<String, String> m = new LinkedHashMap<String, String>(globalEnv)
+        Map<String, String> m = new LinkedHashMap<String, String>()
+        for (Map.Entry e : params.entrySet()) { // job parameters are environment variables too
+            m[(String) e.key] = e.value == null ? '' : e.value.toString()
+        }
+        m.putAll(globalEnv)
         for (Map<String, String> o : overlays) {
             m.putAll(o)
         }

@@ -93,6 +93,7 @@ class HarnessTest {
         try {
             Harness h = Harness.executing(Fixture.REPO, ws.path)
             h.out = null
+            h.params.WHO = 'param value'
             assert h.run('''
                 withEnv(['GREETING=hi there']) {
                     dir('sub') {
@@ -103,6 +104,7 @@ class HarnessTest {
                         assert pwd() == "${env.WORKSPACE}/sub"
                     }
                 }
+                assert sh(script: 'echo "$WHO"', returnStdout: true).trim() == 'param value'
                 env.LATER = 'set'
                 assert sh(script: 'echo $LATER', returnStdout: true).trim() == 'set'
                 sh 'echo to-the-log; false'

@@ -163,6 +163,22 @@ class ExecutingTest {
     }
 
     @Test
+    void aWorkspacePathWithSpacesQuotesAndDollarsWorks() {
+        File odd = new File(ws, "job's \$HOME `x` dir")
+        Harness h2 = Harness.executing(Fixture.REPO, odd.path)
+        h2.out = null
+        h2.setGlobalEnv('FAKE_SLIPWAY_OUT', fake.out.path)
+        h2.credential('docker-config', [type: 'file', fileName: 'config.json', content: '{"auths":{}}'])
+        h2.resources['slipway/release.json'] = release(fake, new File(fake.dir, 'releases'))
+        Map r = (Map) h2.callStep('pushImages', [dockerConfigCredentialsId: 'docker-config'])
+        assert r.digests == [web: 'sha256:dd']
+        assert new File(odd.path + '@tmp/slipway/9.9.9/linux-amd64/slipway').canExecute()
+        assert fake.env('push').DOCKER_CONFIG.startsWith(odd.path + '@tmp/')
+        assert new File(odd, 'slipway-compose.pinned.yml').exists()
+        new File(odd.path + '@tmp').deleteDir()
+    }
+
+    @Test
     void aDownloadWhoseChecksumDiffersIsRefusedAndDeleted() {
         h.resources['slipway/release.json'] = release(fake, new File(fake.dir, 'releases'), [sha256: '0' * 64])
         try {

@@ -272,7 +272,18 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	r.finish(result, timedOut)
 	if result == ResultPassed && len(r.sum.Failed) > 0 {
 		result, code = ResultFailed, exit.TestsFailed
-		msg = "test services failed: " + strings.Join(r.sum.Failed, ", ")
+		var parts []string
+		for _, n := range r.sum.Failed {
+			switch res := r.sum.Services[n]; {
+			case res != nil && res.ExitCode != nil:
+				parts = append(parts, fmt.Sprintf("%s exited with code %d", n, *res.ExitCode))
+			case res != nil:
+				parts = append(parts, n+" "+res.Outcome)
+			default:
+				parts = append(parts, n)
+			}
+		}
+		msg = "tests failed: " + strings.Join(parts, ", ")
 	}
 	r.sum.Result, r.sum.ExitCode, r.sum.Message = result, code, msg
 	r.sum.Finished = time.Now().UTC()

@@ -315,6 +315,9 @@ func TestRunTestFails(t *testing.T) {
 	t.Parallel()
 	r := runStack(t, newStack(t), []string{"TESTS_EXIT=4"}, nil)
 	wantCode(t, r.err, exit.TestsFailed)
+	if !strings.Contains(r.err.Error(), "tests failed: tests exited with code 4") {
+		t.Errorf("error: %v", r.err)
+	}
 	s := r.file
 	if s == nil || s.Result != ResultFailed || s.ExitCode != exit.TestsFailed || fmt.Sprint(s.Failed) != "[tests]" {
 		t.Fatalf("summary: %+v", s)

@@ -33,7 +33,16 @@ const (
 	OutcomeNotStarted = "not-started" // never started (an earlier failure, or the timeout)
 )
 
-// Summary is <results>/summary.json.
+// Summary is <results>/summary.json. The results directory holds:
+//
+//	<results>/summary.json          this summary (also on failure, timeout, cancellation)
+//	<results>/logs/<service>.log    every service's output (stdout and stderr)
+//	<results>/<service>/...         what each results path held, as `docker cp` copies it:
+//	                                /out/junit.xml -> <service>/junit.xml,
+//	                                /out (a directory) -> <service>/out/...
+//	<results>/<service>/<n>/...     the same, per container, for a service with replicas
+//
+// Only these are replaced at the start of a run; other files stay.
 type Summary struct {
 	SchemaVersion   int                       `json:"schemaVersion"`
 	Project         string                    `json:"project"` // the run's compose project name

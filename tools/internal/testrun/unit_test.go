@@ -86,6 +86,11 @@ services:
 	if _, err := SelectTests(p, []string{"zz"}); exit.Code(err) != exit.Usage || !strings.Contains(err.Error(), "services: a, b") {
 		t.Errorf("unknown --service: %v", err)
 	}
+	// Every service disabled by a profile: nothing to run.
+	none := loadString(t, "services:\n  a: {image: a, profiles: [x]}\n")
+	if _, err := SelectTests(none, nil); exit.Code(err) != exit.Usage || !strings.Contains(err.Error(), "no test service") {
+		t.Errorf("no enabled service: %v", err)
+	}
 	bad := loadString(t, "services:\n  a: {image: a, x-slipway: {results: relative/path}}\n")
 	if _, err := SelectTests(bad, nil); exit.Code(err) != exit.Usage || !strings.Contains(err.Error(), "must be absolute") {
 		t.Errorf("relative x-slipway.results: %v", err)

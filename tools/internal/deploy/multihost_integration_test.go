@@ -1,0 +1,91 @@
+package deploy
+
+// Integration test of a deploy to several hosts: targets t1, t2 and t3, each
+// its own sshd and dockerd in a network namespace, the sample app rolled out
+// with the rolling strategy batch by batch.
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/slipway-dev/slipway/tools/internal/exit"
+)
+
+func TestIntegrationMultiHost(t *testing.T) {
+	tenv := rollFixtures(t)
+	if len(tenv.Targets) < 3 {
+		t.Fatalf("want 3 SSH targets, have %d", len(tenv.Targets))
+	}
+	tgs := tenv.Targets[:3]
+	project, port := siteName("slwmulti")
+	s := newRollSite(t, tenv, project, port, tgs...)
+	s.release(t, "v1", rollSpec{Web: rollFix.web1, DBRev: "1"})
+	// The release's web exits on t2 only: DOCKER_HOST, which each target's
+	// sshd sets, names its engine's socket (.../targets/t2/docker.sock).
+	s.release(t, "broken-on-t2", rollSpec{Web: rollFix.web2, DBRev: "1", BreakOn: "/" + tgs[1].Name + "/"})
+
+	t.Run("three hosts at once", func(t *testing.T) {
+		r := s.deploy(t, "v1", "rolling", func(o *Options) { o.Parallel = 3 })
+		wantCode(t, r, 0)
+		for _, tg := range tgs {
+			if got := s.version(tg); got != "1.0.0" {
+				t.Errorf("%s serves %q, want 1.0.0", tg.Name, got)
+			}
+			if got := s.current(tg); got != s.commit["v1"] {
+				t.Errorf("%s: current -> %q, want v1", tg.Name, got)
+			}
+		}
+		if len(r.res.Hosts) != 3 {
+			t.Fatalf("result has %d hosts", len(r.res.Hosts))
+		}
+		for _, h := range r.res.Hosts {
+			if h.Status != StatusDeployed || h.Handshakes != 1 {
+				t.Errorf("%s: %s, %d handshakes", h.Host, h.Status, h.Handshakes)
+			}
+		}
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	t.Run("broken middle host stops the rollout and rolls back the first", func(t *testing.T) {
+		third := s.containers(t, tgs[2])
+		r := s.deploy(t, "broken-on-t2", "rolling", nil) // one host at a time
+		wantCode(t, r, exit.RolledBack)
+		want := []string{StatusRolledBack, StatusRolledBack, StatusSkipped}
+		for i, h := range r.res.Hosts {
+			if h.Status != want[i] {
+				t.Errorf("host %d (%s): %s, want %s", i+1, h.Host, h.Status, want[i])
+			}
+		}
+		for _, tg := range tgs {
+			if got := s.version(tg); got != "1.0.0" {
+				t.Errorf("%s serves %q, want 1.0.0", tg.Name, got)
+			}
+			if got := s.current(tg); got != s.commit["v1"] {
+				t.Errorf("%s: current -> %q, want v1", tg.Name, got)
+			}
+		}
+		if after := s.containers(t, tgs[2]); fmt.Sprint(after) != fmt.Sprint(third) {
+			t.Errorf("the third host was touched: %v -> %v", third, after)
+		}
+		if !strings.Contains(r.stderr, "web: broken on purpose on this host") {
+			t.Errorf("the failing container's log lines were not printed")
+		}
+		// The per-host table at the end.
+		i := strings.LastIndex(r.stderr, "HOST")
+		if i < 0 {
+			t.Fatalf("no result table in the log")
+		}
+		table := r.stderr[i:]
+		for j, tg := range tgs {
+			if !strings.Contains(table, tg.Host) || !strings.Contains(table, want[j]) {
+				t.Errorf("result table does not show %s as %s:\n%s", tg.Host, want[j], table)
+			}
+		}
+		if !strings.Contains(r.err.Error(), tgs[1].Host) {
+			t.Errorf("error does not name the broken host: %v", r.err)
+		}
+	})
+}

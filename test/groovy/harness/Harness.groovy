@@ -58,11 +58,32 @@ class Harness {
         globalEnv.WORKSPACE = workspace
         globalEnv.NODE_NAME = node
         if (mode == Mode.EXECUTING) {
-            File scratch = Files.createTempDirectory('slipway-harness').toFile()
+            scratch = Files.createTempDirectory('slipway-harness').toFile()
             archiveDir = new File(scratch, 'archive')
             stashDir = new File(scratch, 'stash')
             new File(workspace).mkdirs()
+            SCRATCH.add(scratch)
         }
+    }
+
+    // Stashes and the default archive directory of EXECUTING runs, removed when the JVM
+    // exits unless keepArchive() was called (the pipeline runner keeps and prints it).
+    private File scratch
+    private static final List<File> SCRATCH = Collections.synchronizedList(new ArrayList<File>())
+    static {
+        Runtime.runtime.addShutdownHook(new Thread({
+            synchronized (SCRATCH) {
+                for (File f : SCRATCH) {
+                    f.deleteDir()
+                }
+            }
+        } as Runnable))
+    }
+
+    /** Keeps this run's archive after the JVM exits. */
+    void keepArchive() {
+        SCRATCH.remove(scratch)
+        new File(scratch, 'stash').deleteDir()
     }
 
     static Harness recording(File libraryRoot, String workspace = '/ws/app') {

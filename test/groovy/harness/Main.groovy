@@ -67,6 +67,8 @@ exit code: 0 SUCCESS, 1 FAILURE, 3 UNSTABLE, 2 bad usage'''
         Harness h = Harness.executing(new File(library), ws.path)
         if (archive != null) {
             h.archiveDir = new File(archive)
+        } else {
+            h.keepArchive()
         }
         String branch = git(ws, 'rev-parse', '--abbrev-ref', 'HEAD')
         String commit = git(ws, 'rev-parse', 'HEAD')

@@ -229,12 +229,12 @@ func (b *bundle) addFile(rel, abs string, st fs.FileInfo) error {
 // renderCompose renders the model for the server's Compose (pinned.Render:
 // v1 gets no top-level name:, short syntax, no post-1.29 keys). What had to
 // be dropped is logged once per flavour.
-func (b *bundle) renderCompose(kind remote.ComposeKind, log *progress.Logger) ([]byte, error) {
+func (b *bundle) renderCompose(model map[string]any, kind remote.ComposeKind, log *progress.Logger) ([]byte, error) {
 	t := pinned.ComposeV2
 	if kind == remote.ComposeV1 {
 		t = pinned.ComposeV1
 	}
-	data, notes, err := pinned.RenderNotes(b.model, t)
+	data, notes, err := pinned.RenderNotes(model, t)
 	if err != nil {
 		return nil, exit.With(exit.Usage, fmt.Errorf("rendering %s for Compose %s: %w", b.pinnedPath, kind, err))
 	}

@@ -332,7 +332,7 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 		log.Printf("release %s is already current: converging it again", short(commit))
 	}
 	r.d = d
-	files, err := releaseFiles(b, facts.Compose, d.Previous, o, log)
+	files, err := releaseFiles(b, facts.Compose, facts.Dir, d.Previous, o, log)
 	if err != nil {
 		fail(err)
 		return
@@ -438,7 +438,6 @@ func prune(ctx context.Context, r *hostRun, keep int) {
 		current = r.d.Release
 	}
 	drop, images := pruneSet(rels, current, keep)
-	drop = withoutInUse(ctx, h, drop, r.conn.log)
 	if len(drop) == 0 {
 		return
 	}
@@ -448,6 +447,34 @@ func prune(ctx context.Context, r *hostRun, keep int) {
 	}
 	r.res.Pruned = drop
 	r.conn.log.Printf("pruned %d old release(s) and %d image(s)", len(drop), len(images))
+	if keep, ok := storeKeep(rels, drop); ok {
+		if err := h.PruneStore(ctx, keep); err != nil {
+			r.conn.log.Warnf("%v", err)
+		}
+	}
+}
+
+// storeKeep lists the store entries the releases that stay mount; false when
+// a release without a readable release.json stays (its mounts are unknown).
+func storeKeep(rels []remote.Release, drop []string) ([]string, bool) {
+	dropped := map[string]bool{}
+	for _, d := range drop {
+		dropped[d] = true
+	}
+	var keep []string
+	for _, r := range rels {
+		if dropped[r.Name] {
+			continue
+		}
+		if r.Meta == nil {
+			return nil, false
+		}
+		for _, e := range r.Meta.Store {
+			dir, _, _ := strings.Cut(e, "/")
+			keep = append(keep, dir)
+		}
+	}
+	return keep, true
 }
 
 // pruneSet picks the releases to delete (all but current and the newest
@@ -492,13 +519,18 @@ func pruneSet(rels []remote.Release, current string, keep int) (drop []string, i
 
 // releaseFiles are the files of releases/<commit>/: the rendered compose file,
 // the referenced files, .env and release.json.
-func releaseFiles(b *bundle, kind remote.ComposeKind, previous string, o *Options, log *progress.Logger) ([]remote.File, error) {
-	compose, err := b.renderCompose(kind, log)
+func releaseFiles(b *bundle, kind remote.ComposeKind, dir, previous string, o *Options, log *progress.Logger) ([]remote.File, error) {
+	refs, mounts := storeFiles(b.model, b.files, dir)
+	compose, err := b.renderCompose(rewriteMounts(b.model, mounts), kind, log)
 	if err != nil {
 		return nil, err
 	}
 	files := []remote.File{{Path: "compose.yaml", Mode: 0o644, Data: compose}}
-	for _, f := range b.files {
+	var store []string
+	for _, f := range refs {
+		if f.Store != "" {
+			store = append(store, f.Store)
+		}
 		if f.Path == "compose.yaml" || f.Path == ".env" || f.Path == "release.json" {
 			return nil, exit.Usagef("the compose file references %s, a name slipway uses in the release directory; rename it", f.Path)
 		}
@@ -508,6 +540,7 @@ func releaseFiles(b *bundle, kind remote.ComposeKind, previous string, o *Option
 		files = append(files, remote.File{Path: ".env", Mode: 0o600, Data: b.env, Secret: true})
 	}
 	meta := releaseJSON(b, kind, previous, o)
+	meta.Store = store
 	data, err := json.MarshalIndent(meta, "", "  ")
 	if err != nil {
 		return nil, err

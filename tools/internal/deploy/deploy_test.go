@@ -820,3 +820,46 @@ func TestCredentialsFromDockerConfig(t *testing.T) {
 	}
 	assertNoSecret(t, h)
 }
+
+func TestMountedFilesComeFromTheStore(t *testing.T) {
+	h := newFakeHost(t, "t1")
+	storeOf := func(v string) string {
+		data, err := os.ReadFile(filepath.Join(h.dir(), "releases", commitOf(v), "compose.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		prefix := h.dir() + "/.slipway/files/"
+		for _, line := range strings.Split(string(data), "\n") {
+			if i := strings.Index(line, prefix); i >= 0 && strings.Contains(line, "app.conf:/etc/app.conf") {
+				p, _, _ := strings.Cut(line[i:], ":")
+				return p
+			}
+		}
+		t.Fatalf("compose.yaml of %s does not mount app.conf from the store:\n%s", v, data)
+		return ""
+	}
+	wantCode(t, deployTo(t, release(t, "v1", nil), []*fakeHost{h}, func(o *Options) { o.Keep = 1 }), 0)
+	p1 := storeOf("v1")
+	if data, err := os.ReadFile(p1); err != nil || string(data) != "version=v1\n" {
+		t.Fatalf("store file %s: %q %v", p1, data, err)
+	}
+	// The release directory keeps its own copy at the relative path too.
+	if data, _ := os.ReadFile(filepath.Join(h.dir(), "releases", commitOf("v1"), "conf", "app.conf")); string(data) != "version=v1\n" {
+		t.Errorf("release copy: %q", data)
+	}
+	wantCode(t, deployTo(t, release(t, "v2", nil), []*fakeHost{h}, func(o *Options) { o.Keep = 1 }), 0)
+	p2 := storeOf("v2")
+	if p1 == p2 {
+		t.Fatal("different content, same store path")
+	}
+	if _, err := os.Stat(p1); err == nil {
+		t.Errorf("the pruned release's store entry %s remains", p1)
+	}
+	if _, err := os.Stat(p2); err != nil {
+		t.Errorf("the current release's store entry is gone: %v", err)
+	}
+	if storeEntry("a/x.conf", []byte("same")) != storeEntry("b/x.conf", []byte("same")) ||
+		storeEntry("a/x.conf", []byte("same")) == storeEntry("a/y.conf", []byte("same")) {
+		t.Error("store entries must depend on name and content only")
+	}
+}

@@ -561,12 +561,19 @@ func TestIntegrationDeploy(t *testing.T) {
 
 	t.Run("second deploy", func(t *testing.T) {
 		dbBefore, _ := e.targetDocker("ps", "-q", "--filter", "label=com.docker.compose.project="+itProject, "--filter", "label=com.docker.compose.service=db")
+		proxyBefore, _ := e.targetDocker("ps", "-q", "--filter", "label=com.docker.compose.project="+itProject, "--filter", "label=com.docker.compose.service=proxy")
 		r := e.deploy(t, "v2", func(o *Options) { o.SmokeURL = fmt.Sprintf("http://localhost:%d/version", itPort) })
 		wantCode(t, r, 0)
 		e.wantServing(t, "v2", "2.0.0")
 		dbAfter, _ := e.targetDocker("ps", "-q", "--filter", "label=com.docker.compose.project="+itProject, "--filter", "label=com.docker.compose.service=db")
 		if dbBefore == "" || dbBefore != dbAfter {
 			t.Errorf("the unchanged db container was replaced: %q -> %q", dbBefore, dbAfter)
+		}
+		// The proxy's image and nginx.conf are the same in v1 and v2: it
+		// keeps running although it mounts a file of the release.
+		proxyAfter, _ := e.targetDocker("ps", "-q", "--filter", "label=com.docker.compose.project="+itProject, "--filter", "label=com.docker.compose.service=proxy")
+		if proxyBefore == "" || proxyBefore != proxyAfter {
+			t.Errorf("the unchanged proxy container was replaced: %q -> %q", proxyBefore, proxyAfter)
 		}
 		resp, err := http.Get(fmt.Sprintf("http://%s:%d/items", e.tg.Host, itPort))
 		if err != nil {

@@ -27,7 +27,8 @@ type ReleaseJSON struct {
 	Compose       string                  `json:"compose,omitempty"` // v1 or v2
 	Services      map[string]ReleaseImage `json:"services,omitempty"`
 	External      map[string]ReleaseImage `json:"external,omitempty"`
-	Images        []string                `json:"images"` // every image@digest the release runs
+	Images        []string                `json:"images"`          // every image@digest the release runs
+	Store         []string                `json:"store,omitempty"` // entries of <dir>/.slipway/files its compose file mounts
 	Slipway       string                  `json:"slipway,omitempty"`
 }
 
@@ -154,6 +155,27 @@ func (h *Host) RemoveReleases(ctx context.Context, releases []string, images []s
 	b.WriteString("exit 0\n")
 	if _, err := h.runQuiet(ctx, "prune", b.String(), nil); err != nil {
 		return fmt.Errorf("pruning old releases: %w", err)
+	}
+	return nil
+}
+
+// PruneStore removes the entries of <dir>/.slipway/files that keep (entry
+// directory names, the first element of ReleaseJSON.Store) does not list.
+func (h *Host) PruneStore(ctx context.Context, keep []string) error {
+	if h.DryRun {
+		h.Planf("remove the entries of %s/.slipway/files no kept release mounts", h.Dir)
+		return nil
+	}
+	script := h.dirVar() + `cd "$d/.slipway/files" 2>/dev/null || exit 0
+k="$d/.slipway/.store-keep.` + randHex(4) + `"
+cat > "$k"
+for e in *; do
+  [ -e "$e" ] || continue
+  grep -qxF -- "$e" "$k" || rm -rf -- "$e"
+done
+rm -f "$k"`
+	if _, err := h.runQuiet(ctx, "prune store", script, strings.NewReader(strings.Join(keep, "\n")+"\n")); err != nil {
+		return fmt.Errorf("pruning %s/.slipway/files: %w", h.Dir, err)
 	}
 	return nil
 }

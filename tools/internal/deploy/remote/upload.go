@@ -18,7 +18,8 @@ type File struct {
 	Path   string
 	Mode   fs.FileMode // permission bits; 0 means 0644
 	Data   []byte
-	Secret bool // never printed (dry run shows only its size)
+	Secret bool   // never printed (dry run shows only its size)
+	Store  string // if set, also placed at <dir>/.slipway/files/<Store> (content-addressed, never rewritten)
 }
 
 // completeMarker is the archive's last entry: the remote side renames the
@@ -46,6 +47,9 @@ func (h *Host) Upload(ctx context.Context, release string, files []File) error {
 		fmt.Fprintf(&b, "upload %s/releases/%s/ (tar into releases/.tmp-%s-*, then rename):", h.Dir, release, release)
 		for _, f := range sorted {
 			fmt.Fprintf(&b, "\n  %s  %d bytes  mode %04o", f.Path, len(f.Data), perm(f.Mode))
+			if f.Store != "" {
+				fmt.Fprintf(&b, "  (mounted from %s/.slipway/files/%s)", h.Dir, f.Store)
+			}
 		}
 		h.Planf("%s", b.String())
 		return nil
@@ -69,7 +73,7 @@ if [ -d "$f" ]; then
 else
   mv -T "$t" "$f"
 fi
-`
+` + storeScript(sorted)
 	pr, pw := io.Pipe()
 	go func() {
 		pw.CloseWithError(writeTar(pw, sorted))
@@ -80,6 +84,23 @@ fi
 		return fmt.Errorf("uploading release %s to %s/releases: %w", release, h.Dir, err)
 	}
 	return nil
+}
+
+// storeScript copies files into the content-addressed store: each entry is
+// written under a temporary name and renamed into place, and an entry that
+// exists is never touched (same name, same content).
+func storeScript(files []File) string {
+	var b strings.Builder
+	for _, f := range files {
+		if f.Store == "" {
+			continue
+		}
+		dir, _ := path.Split(f.Store)
+		dir = strings.TrimSuffix(dir, "/")
+		fmt.Fprintf(&b, "s=\"$d/.slipway/files/\"%s\nif [ ! -e \"$s\" ]; then mkdir -p \"$d/.slipway/files\"; rm -rf \"$s.tmp\"; mkdir -p \"$s.tmp\"; cp -p \"$f/\"%s \"$s.tmp/\"%s; mv -T \"$s.tmp\" \"$s\"; fi\n",
+			q(dir), q(f.Path), q(path.Base(f.Store)))
+	}
+	return b.String()
 }
 
 func perm(m fs.FileMode) fs.FileMode {

@@ -438,6 +438,7 @@ func prune(ctx context.Context, r *hostRun, keep int) {
 		current = r.d.Release
 	}
 	drop, images := pruneSet(rels, current, keep)
+	drop = withoutInUse(ctx, h, drop, r.conn.log)
 	if len(drop) == 0 {
 		return
 	}

@@ -9,15 +9,18 @@
 #          rather than gzip on this small machine's CPU):
 #          `slipway push` (default --parallel 4; it also checks every digest with
 #          the registry and writes the pinned compose file) vs a sequential
-#          `docker push` loop. Target: <= 0.6x.
+#          `docker push` loop. Target: <= 0.6x. Measured twice: to the registry
+#          on loopback (CPU-bound on this machine) and through test/bench/wanlink,
+#          a simulated network link (50 ms per request, 1 MiB/s per upload or download stream).
 # Needs the test services (make services) and bin/slipway (make build).
-# BENCH_RUNS (default 5) runs per command. Prints TARGET lines for make bench.
+# BENCH_RUNS (default 5) runs per command; BENCH_PARTS=build or push runs one half. Prints TARGET lines for make bench.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 bin=$root/bin/slipway
 state=${SLIPWAY_TEST_STATE:-$root/.state}
 runs=${BENCH_RUNS:-5}
+parts=${BENCH_PARTS:-all} # all, build or push
 [ -x "$bin" ] || { echo "buildpush: $bin missing: run make build" >&2; exit 1; }
 [ -f "$state/env.sh" ] || { echo "buildpush: $state/env.sh missing: run make services" >&2; exit 1; }
 # shellcheck disable=SC1091
@@ -66,28 +69,52 @@ docker pull -q "$base" >/dev/null
 cd "$work/app"
 # shellcheck disable=SC2016 # expanded by hyperfine's shell, fresh for every run
 nonce='NONCE=$(date +%s%N)'
-hyperfine --runs "$runs" --warmup 1 --export-json "$work/build.json" \
-  -n compose-sequential "$nonce docker-compose -p bench build -q" \
-  -n slipway-parallel-2 "$nonce $bin build --manifest $work/b.json >/dev/null 2>&1" \
-  -n slipway-parallel-4 "$nonce $bin build --parallel 4 --manifest $work/b.json >/dev/null 2>&1"
+if [ "$parts" != push ]; then
+  hyperfine --runs "$runs" --warmup 1 --export-json "$work/build.json" \
+    -n compose-sequential "$nonce docker-compose -p bench build -q" \
+    -n slipway-parallel-2 "$nonce $bin build --manifest $work/b.json >/dev/null 2>&1" \
+    -n slipway-parallel-4 "$nonce $bin build --parallel 4 --manifest $work/b.json >/dev/null 2>&1"
+fi
 
 # --- push: fresh images before every timed run ----------------------------
-cat > "$work/prepare.sh" <<EOF
+if [ "$parts" != build ]; then
+# push_bench NAME REGISTRY_PREFIX: hyperfine both ways of pushing 4 images.
+push_bench() {
+  local name=$1 prefix=$2
+  cat > "$work/prepare-$name.sh" <<EOF
 #!/usr/bin/env bash
 set -euo pipefail
 cd "$work/app"
-NONCE=\$(date +%s%N) "$bin" build --parallel 4 --manifest "$work/push.json" 2>/dev/null \\
-  | awk '{print \$2}' > "$work/refs"
+BENCH_REGISTRY=$prefix NONCE=\$(date +%s%N) "$bin" build --parallel 4 --manifest "$work/push-$name.json" 2>/dev/null \\
+  | awk '{print \$2}' > "$work/refs-$name"
 EOF
-cat > "$work/docker-push-loop.sh" <<EOF
+  cat > "$work/docker-push-loop-$name.sh" <<EOF
 #!/usr/bin/env bash
 set -euo pipefail
-while read -r ref; do docker push -q "\$ref" >/dev/null; done < "$work/refs"
+while read -r ref; do docker push -q "\$ref" >/dev/null; done < "$work/refs-$name"
 EOF
-chmod +x "$work/prepare.sh" "$work/docker-push-loop.sh"
-hyperfine --runs "$runs" --prepare "$work/prepare.sh" --export-json "$work/push.json.bench" \
-  -n docker-push-loop "$work/docker-push-loop.sh" \
-  -n slipway-push "$bin push --manifest $work/push.json --pinned $work/pinned.yml >/dev/null 2>&1"
+  chmod +x "$work/prepare-$name.sh" "$work/docker-push-loop-$name.sh"
+  hyperfine --runs "$runs" --prepare "$work/prepare-$name.sh" --export-json "$work/$name.bench.json" \
+    -n docker-push-loop "$work/docker-push-loop-$name.sh" \
+    -n slipway-push "$bin push --manifest $work/push-$name.json --pinned $work/pinned-$name.yml >/dev/null 2>&1"
+}
+
+# Loopback: the registry is on this machine, so a push is bound by this
+# machine's CPU (layer tar + gzip in the engine, hashing in the registry).
+push_bench push-loopback "$BENCH_REGISTRY"
+
+# Across a simulated network link (50 ms per request, 1 MiB/s per stream
+# each way): what an agent pushing to a remote registry waits on.
+(cd "$root" && go build -o "$work/wanlink" ./test/bench/wanlink)
+"$work/wanlink" -upstream "$SLIPWAY_TEST_REGISTRY" -ca "$SLIPWAY_TEST_CA_CERT" >"$work/wanlink.addr" 2>"$work/wanlink.log" &
+wan_pid=$!
+trap 'kill "$wan_pid" 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 50); do [ -s "$work/wanlink.addr" ] && break; sleep 0.1; done
+wan=$(cat "$work/wanlink.addr")
+mkdir -p "$work/dockercfg"
+jq --arg h "$wan" '.auths[$h] = .auths[env.SLIPWAY_TEST_REGISTRY]' "$SLIPWAY_TEST_DOCKER_CONFIG/config.json" >"$work/dockercfg/config.json"
+DOCKER_CONFIG=$work/dockercfg push_bench push-wan "$wan/$ns"
+fi
 
 ratio() { # file baseline candidate
   jq -r --arg b "$2" --arg c "$3" '
@@ -100,10 +127,15 @@ report() { # label file baseline candidate target
   met=$(awk -v r="$r" -v t="$5" 'BEGIN{print (r<=t)?"met":"NOT met"}')
   echo "TARGET $1: $4 ${cm}s vs $3 ${bm}s (medians) = ${r}x (target <= ${5}x): $met"
 }
-report build "$work/build.json" compose-sequential slipway-parallel-2 0.7
-report build-parallel4 "$work/build.json" compose-sequential slipway-parallel-4 0.7
-report push "$work/push.json.bench" docker-push-loop slipway-push 0.6
+if [ "$parts" != push ]; then
+  report build "$work/build.json" compose-sequential slipway-parallel-2 0.7
+  report build-parallel4 "$work/build.json" compose-sequential slipway-parallel-4 0.7
+fi
+if [ "$parts" != build ]; then
+  report push-loopback "$work/push-loopback.bench.json" docker-push-loop slipway-push 0.6
+  report push-wan "$work/push-wan.bench.json" docker-push-loop slipway-push 0.6
+fi
 
 # Leave no bench images behind on the agent.
-docker images --format '{{.Repository}}:{{.Tag}}' | grep -F "$SLIPWAY_TEST_REGISTRY/$ns/" | xargs -r docker rmi -f >/dev/null 2>&1 || true
+docker images --format '{{.Repository}}:{{.Tag}}' | grep -F -e "$SLIPWAY_TEST_REGISTRY/$ns/" -e "${wan:-none}/$ns/" | xargs -r docker rmi -f >/dev/null 2>&1 || true
 

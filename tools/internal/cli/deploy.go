@@ -9,7 +9,7 @@ import (
 
 func deployCommand() *cli.Command {
 	flags := append(targetFlags(),
-		&cli.StringFlag{Name: "strategy", Value: "recreate", Usage: "how services are replaced: `recreate` (compose up -d: short downtime for changed services)"},
+		&cli.StringFlag{Name: "strategy", Value: "recreate", Usage: "how services are replaced: `recreate` (compose up -d: short downtime for changed services), rolling (zero downtime: per changed service the new container starts beside the old, honouring deploy.update_config) or swarm (docker stack deploy on a swarm manager, watched until it converges)"},
 		&cli.StringFlag{Name: "manifest", Value: manifest.DefaultPath, Usage: "release manifest `PATH` written by build and push"},
 		&cli.StringFlag{Name: "env-file", Usage: "`FILE` uploaded as the release's .env (mode 0600): the runtime variables, e.g. a Jenkins file credential"},
 		&cli.IntFlag{Name: "parallel", Value: 1, Usage: "deploy `N` hosts at a time"},
@@ -28,7 +28,7 @@ func deployCommand() *cli.Command {
 		Name:  "deploy",
 		Usage: "deploy the pushed release to servers over SSH, with health gate and automatic rollback",
 		UsageText: "slipway deploy " + targetUsage + "\n" +
-			"        [--strategy recreate] [--manifest PATH] [--env-file FILE] [--parallel N] [--canary]\n" +
+			"        [--strategy recreate|rolling|swarm] [--manifest PATH] [--env-file FILE] [--parallel N] [--canary]\n" +
 			"        [--on-failure rollback|stop] [--health-timeout D] [--smoke-url URL] [--keep N] [--lock-wait D]\n" +
 			"        [--pre-deploy \"SERVICE: COMMAND\"] [--dry-run] [--json]",
 		Description: "deploy reads the manifest and the pinned compose file push wrote (every image by\n" +
@@ -41,12 +41,24 @@ func deployCommand() *cli.Command {
 			"waits for the health gate (and --smoke-url), then switches <dir>/current and prunes\n" +
 			"releases beyond --keep. A failure after the host changed re-deploys the previous release\n" +
 			"and prints the failing containers' last log lines.\n\n" +
+			"--strategy rolling replaces only the services whose image or definition changed, in\n" +
+			"dependency order, honouring each one's deploy.update_config (parallelism, delay, order,\n" +
+			"failure_action, monitor): the new container starts beside the old one outside the\n" +
+			"service's DNS name, joins it once healthy (or running for monitor, default 5s, without a\n" +
+			"healthcheck), and the old one is stopped after a drain of 2s (x-slipway-drain on the\n" +
+			"service to change it) with its stop_grace_period. A service publishing a fixed host port\n" +
+			"or using a named volume is replaced stop-first, with a warning. Any failure rolls the\n" +
+			"whole release back the same way. --strategy swarm renders the release for docker stack\n" +
+			"deploy and watches every service's update and tasks until they converge or\n" +
+			"--health-timeout passes; a failed update is rolled back.\n\n" +
 			"Hosts resolve through ~/.ssh/config. SSH keys come from ssh-agent or --identity\n" +
 			"(passphrase in SLIPWAY_SSH_PASSPHRASE); host keys are checked against known_hosts.\n\n" +
 			"Examples:\n" +
 			"  slipway deploy --host deploy@app1.example.com --dir /srv/shop --env-file prod.env\n" +
 			"  slipway deploy --hosts-file hosts.txt --dir /srv/shop --parallel 2 --canary --smoke-url http://localhost/health\n" +
 			"  slipway deploy --host production --dir shop --pre-deploy 'web: python manage.py migrate' --lock-wait 5m\n" +
+			"  slipway deploy --host app1 --host app2 --dir /srv/shop --strategy rolling --canary\n" +
+			"  slipway deploy --host swarm-manager1 --dir /srv/shop --strategy swarm --health-timeout 5m\n" +
 			"  slipway deploy --host app1 --dir /srv/shop --dry-run\n" +
 			"  slipway deploy --host app1 --host app2 --dir /srv/shop --json > deploy-result.json\n\n" +
 			"Exit codes: 0 deployed; 1 failed before changing anything (SSH, host key, lock, Docker/Compose\n" +

@@ -6,10 +6,13 @@ package deploy
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slipway-dev/slipway/tools/internal/exit"
+	"github.com/slipway-dev/slipway/tools/internal/testenv"
 )
 
 func TestIntegrationMultiHost(t *testing.T) {
@@ -88,4 +91,60 @@ func TestIntegrationMultiHost(t *testing.T) {
 			t.Errorf("error does not name the broken host: %v", r.err)
 		}
 	})
+}
+
+// TestRolloutBench is test/bench/rollout.sh (make bench): it runs only with
+// SLIPWAY_ROLLOUT_BENCH=1 and prints TARGET lines. Measured: requests
+// dropped by a rolling and by a recreate update of the sample app under
+// continuous load through its proxy, and the wall time of one update on
+// every target at --parallel N against the same update on each target one
+// after another (the fan-out must not be serial).
+func TestRolloutBench(t *testing.T) {
+	if os.Getenv("SLIPWAY_ROLLOUT_BENCH") != "1" {
+		t.Skip("a benchmark: run it with SLIPWAY_ROLLOUT_BENCH=1 (test/bench/rollout.sh)")
+	}
+	tenv := rollFixtures(t)
+	tgs := tenv.Targets
+	project, port := siteName("slwbench")
+	s := newRollSite(t, tenv, project, port, tgs...)
+	s.release(t, "v1", rollSpec{Web: rollFix.web1, DBRev: "1"})
+	s.release(t, "v2", rollSpec{Web: rollFix.web2, DBRev: "2"})
+	everywhere := func(o *Options) { o.Parallel = len(tgs) }
+	wantCode(t, s.deploy(t, "v1", "recreate", everywhere), 0)
+
+	// Drops, on the first target alone.
+	one := func(tg testenv.Target) func(*Options) {
+		return func(o *Options) {
+			o.Hosts = []string{tg.User + "@" + tg.Addr()}
+		}
+	}
+	r, st := s.underLoad(t, tgs[0], rollMinRequests, func() run { return s.deploy(t, "v2", "rolling", one(tgs[0])) })
+	wantCode(t, r, 0)
+	verdict := "met"
+	if st.Failed != 0 || st.Last != "2.0.0" {
+		verdict = "MISSED"
+	}
+	fmt.Printf("TARGET rolling-drops: %d of %d requests dropped, new version serving at the end: %v (target 0): %s\n", st.Failed, st.Total(), st.Last == "2.0.0", verdict)
+	r, st = s.underLoad(t, tgs[0], rollMinRequests, func() run { return s.deploy(t, "v1", "recreate", one(tgs[0])) })
+	wantCode(t, r, 0)
+	fmt.Printf("TARGET recreate-drops: %d of %d requests dropped by the recreate strategy on the same setup (for comparison, no target)\n", st.Failed, st.Total())
+
+	// Fan-out: every target is on v1 again.
+	var seq time.Duration
+	for _, tg := range tgs {
+		start := time.Now()
+		wantCode(t, s.deploy(t, "v2", "recreate", one(tg)), 0)
+		seq += time.Since(start)
+	}
+	wantCode(t, s.deploy(t, "v1", "recreate", everywhere), 0)
+	start := time.Now()
+	wantCode(t, s.deploy(t, "v2", "recreate", everywhere), 0)
+	par := time.Since(start)
+	ratio := par.Seconds() / seq.Seconds()
+	verdict = "met"
+	if ratio > 0.4 {
+		verdict = "MISSED"
+	}
+	fmt.Printf("TARGET fanout-ratio: %d hosts at --parallel %d took %.1fs vs %.1fs one after another = %.2fx (target <= 0.40x at 10 hosts; measured with the %d test targets there are): %s\n",
+		len(tgs), len(tgs), par.Seconds(), seq.Seconds(), ratio, len(tgs), verdict)
 }

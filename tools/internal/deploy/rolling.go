@@ -324,7 +324,7 @@ func (ro *roller) rollService(ctx context.Context, s *svcRoll) error {
 			// Beside running old containers, the new ones stay out of the
 			// service's DNS name until they pass: nothing is sent to a
 			// container that is still starting, or failing.
-			hide := !stopFirst && len(old)-removed > 0 && s.NetMode == ""
+			hide := !stopFirst && s.NetMode == "" && (len(old)-removed > 0 || len(s.Keep) > 0)
 			ids, err := ro.scaleUp(ctx, s, nNew, hide)
 			if err == nil {
 				err = ro.gate(ctx, s, ids)

@@ -227,19 +227,6 @@ func releaseName(target string) string {
 	return target
 }
 
-// Prepare creates the deploy directory layout.
-func (h *Host) Prepare(ctx context.Context) error {
-	if h.DryRun {
-		h.Planf("mkdir -p %s/releases %s/.slipway", h.Dir, h.Dir)
-		return nil
-	}
-	_, err := h.runQuiet(ctx, "prepare", h.dirVar()+`mkdir -p "$d/releases" "$d/.slipway"`, nil)
-	if err != nil {
-		return fmt.Errorf("creating %s on the server (is --dir writable by the SSH user?): %w", h.Dir, err)
-	}
-	return nil
-}
-
 // ComposeArgs is the compose command line (words) for a release directory:
 // every compose command names the project, the release's file and directory,
 // so containers and named volumes carry over between releases.

@@ -130,7 +130,10 @@ func (d *HostDeploy) PreDeploy(ctx context.Context) error {
 	}
 	d.Log.Printf("pre-deploy hook: %s: %s", svc, cmd)
 	if err := d.Compose(ctx, d.Release, "run", "--rm", "-T", svc, "sh", "-c", cmd); err != nil {
-		return fmt.Errorf("pre-deploy hook %q failed, nothing switched: %w", d.cfg.preDeploy, err)
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner // the hook is named below; not the compose command line again
+		}
+		return fmt.Errorf("pre-deploy hook %q failed: %w", d.cfg.preDeploy, err)
 	}
 	return nil
 }

@@ -96,7 +96,7 @@ DOCKER_CONFIG=$t; export DOCKER_CONFIG
 	case exitPull:
 		return fmt.Errorf("%w: %s", ErrPull, msg)
 	}
-	return fmt.Errorf("%w: %v", ErrPull, err)
+	return fmt.Errorf("%w: %v", ErrPull, concise(err))
 }
 
 type teeWriter struct {

@@ -107,7 +107,7 @@ func (h *Host) run(ctx context.Context, op, script string, stdin io.Reader) ([]b
 	w := h.logWriter()
 	defer w.Close()
 	err := h.Conn.Run(ctx, label(op)+script, stdin, &out, w)
-	return out.Bytes(), err
+	return out.Bytes(), concise(err)
 }
 
 // runQuiet runs a script and keeps its stderr out of the log (it is still in
@@ -115,7 +115,45 @@ func (h *Host) run(ctx context.Context, op, script string, stdin io.Reader) ([]b
 func (h *Host) runQuiet(ctx context.Context, op, script string, stdin io.Reader) ([]byte, error) {
 	var out bytes.Buffer
 	err := h.Conn.Run(ctx, label(op)+script, stdin, &out, nil)
-	return out.Bytes(), err
+	return out.Bytes(), concise(err)
+}
+
+// exitError is a remote script's non-zero exit, told without the script
+// (the step's own error says which step it was): the status and the last
+// lines of its stderr.
+type exitError struct{ ee *sshx.ExitError }
+
+func (e *exitError) Error() string {
+	msg := fmt.Sprintf("exit status %d", e.ee.Code)
+	if e.ee.Signal != "" {
+		msg = "killed by signal " + e.ee.Signal
+	}
+	if tail := tailLines(e.ee.Stderr, 5); tail != "" {
+		msg += ": " + tail
+	}
+	return msg
+}
+
+func (e *exitError) Unwrap() error { return e.ee }
+
+func concise(err error) error {
+	var ee *sshx.ExitError
+	if errors.As(err, &ee) {
+		return &exitError{ee}
+	}
+	return err
+}
+
+// tailLines keeps the last n non-empty lines of s, joined by " | ".
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	var keep []string
+	for i := len(lines) - 1; i >= 0 && len(keep) < n; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" {
+			keep = append([]string{l}, keep...)
+		}
+	}
+	return strings.Join(keep, " | ")
 }
 
 // label starts every script with a comment naming the step, so that an error
@@ -254,7 +292,11 @@ func (h *Host) Compose(ctx context.Context, release string, args ...string) erro
 	// that relative paths in a user's hook behave as in the release.
 	script := "cd " + q(h.Dir+"/releases/"+release) + " && " + cmd
 	if _, err := h.run(ctx, "compose", script, nil); err != nil {
-		return fmt.Errorf("%s: %w", strings.Join(h.ComposeArgs(release, args...)[:1], " ")+" "+strings.Join(args, " "), err)
+		name := "docker compose"
+		if h.Kind == ComposeV1 {
+			name = "docker-compose"
+		}
+		return fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@
 package cli
 
 import (
-	"errors"
 	"os"
 
 	"github.com/urfave/cli/v2"
@@ -67,8 +66,6 @@ func init() {
 
 // logger is where commands write progress: stderr, one line per event.
 func logger() *progress.Logger { return progress.New(os.Stderr) }
-
-var errNotImplemented = errors.New("not implemented yet")
 
 func versionCommand() *cli.Command {
 	return &cli.Command{

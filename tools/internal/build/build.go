@@ -297,9 +297,13 @@ func buildOne(ctx context.Context, eng Engine, p *plan.Plan, b plan.Build, cfg C
 	if !isRemoteContext(ctxDir) && !filepath.IsAbs(ctxDir) && p.Project != nil {
 		ctxDir = filepath.Join(p.Project.WorkingDir, ctxDir)
 	}
-	prep, err := prepareContext(b.Service, ctxDir, bc.Dockerfile, bc.DockerfileInline)
+	lbls := labels(p.Manifest, b, bc.Labels)
+	prep, err := prepareContext(b.Service, ctxDir, bc.Dockerfile, bc.DockerfileInline, bc.Target, lbls)
 	if err != nil {
 		return "", err
+	}
+	if prep.LabelsBaked {
+		lbls = nil
 	}
 	if prep.Tar != nil {
 		defer prep.Tar.Close()
@@ -315,7 +319,7 @@ func buildOne(ctx context.Context, eng Engine, p *plan.Plan, b plan.Build, cfg C
 		Tags:          tags,
 		Args:          buildArgs(p, bc),
 		Target:        bc.Target,
-		Labels:        labels(p.Manifest, b, bc.Labels),
+		Labels:        lbls,
 		ExtraHosts:    bc.ExtraHosts.AsList(":"),
 		Network:       bc.Network,
 		ShmSize:       int64(bc.ShmSize),

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -28,6 +29,9 @@ type prepared struct {
 	Remote     string
 	Dockerfile string
 	Content    []byte // the Dockerfile's text, when local (to find FROM registries)
+	// LabelsBaked: the labels are one LABEL instruction in the Dockerfile sent,
+	// so the engine must not get them as build options too.
+	LabelsBaked bool
 }
 
 // prepareContext mirrors what the docker CLI does for the classic builder:
@@ -38,7 +42,13 @@ type prepared struct {
 //
 // contextDir is absolute (compose-go resolved it); dockerfile is as written
 // in the compose file, relative to the context; inline is dockerfile_inline.
-func prepareContext(service, contextDir, dockerfile, inline string) (*prepared, error) {
+//
+// labels, when given, are written into the Dockerfile sent as one LABEL line
+// at the end of the target stage: the classic builder turns each build-option
+// label into a step of its own (a container created and committed per label,
+// never cached because of the created time), which costs more than the build
+// of a small image.
+func prepareContext(service, contextDir, dockerfile, inline, target string, labels map[string]string) (*prepared, error) {
 	if contextDir == "" {
 		contextDir = "."
 	}
@@ -85,6 +95,12 @@ func prepareContext(service, contextDir, dockerfile, inline string) (*prepared, 
 	if content == nil {
 		content, _ = os.ReadFile(dfAbs) // best effort: only used to find registries
 	}
+	baked := false
+	if len(labels) > 0 && content != nil {
+		if withLabels, ok := bakeLabels(content, target, labels); ok {
+			dfContent, dfRel, baked = withLabels, "", true
+		}
+	}
 
 	excludes, err := readIgnore(contextDir, dfAbs)
 	if err != nil {
@@ -112,7 +128,7 @@ func prepareContext(service, contextDir, dockerfile, inline string) (*prepared, 
 	if dfContent != nil {
 		rc, dfRel = addDockerfile(rc, dfContent)
 	}
-	return &prepared{Tar: drainOnClose{rc}, Dockerfile: dfRel, Content: content}, nil
+	return &prepared{Tar: drainOnClose{rc}, Dockerfile: dfRel, Content: content, LabelsBaked: baked}, nil
 }
 
 // findDockerfile resolves the Dockerfile as docker does: relative to the
@@ -263,4 +279,87 @@ func (d drainOnClose) Close() error {
 		d.ReadCloser.Close()
 	}()
 	return nil
+}
+
+// bakeLabels inserts `LABEL "k"="v" ...` as the last instruction of the
+// target stage (the last stage without a target). It gives up (false) on a
+// Dockerfile it cannot read with certainty: no FROM, or an unknown target.
+func bakeLabels(df []byte, target string, labels map[string]string) ([]byte, bool) {
+	lines := strings.SplitAfter(string(df), "\n")
+	escape := `\`
+	for _, l := range lines {
+		t := strings.TrimSpace(l)
+		if !strings.HasPrefix(t, "#") {
+			break // parser directives come first
+		}
+		if d := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(t, "#"), " ", "")); strings.HasPrefix(d, "escape=") {
+			escape = strings.TrimPrefix(d, "escape=")
+		}
+	}
+	// Stage starts: physical line numbers of logical lines beginning with FROM.
+	type stage struct {
+		line int
+		name string
+	}
+	var stages []stage
+	cont := false // inside an instruction continued with the escape character
+	for i, l := range lines {
+		t := strings.TrimSpace(l)
+		skip := t == "" || strings.HasPrefix(t, "#")
+		if cont {
+			if !skip {
+				cont = strings.HasSuffix(t, escape)
+			}
+			continue
+		}
+		if skip {
+			continue
+		}
+		cont = strings.HasSuffix(t, escape)
+		f := strings.Fields(t)
+		if !strings.EqualFold(f[0], "FROM") {
+			continue
+		}
+		st := stage{line: i}
+		if n := len(f); n >= 4 && strings.EqualFold(f[n-2], "AS") {
+			st.name = strings.ToLower(f[n-1])
+		}
+		stages = append(stages, st)
+	}
+	if len(stages) == 0 {
+		return nil, false
+	}
+	at := len(stages) - 1
+	if target != "" {
+		at = -1
+		for i, st := range stages {
+			if st.name == strings.ToLower(target) {
+				at = i
+			}
+		}
+		if at < 0 {
+			return nil, false
+		}
+	}
+	insert := len(lines)
+	if at+1 < len(stages) {
+		insert = stages[at+1].line
+	}
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("LABEL")
+	q := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `\$`, "\n", " ")
+	for _, k := range keys {
+		fmt.Fprintf(&b, ` "%s"="%s"`, q.Replace(k), q.Replace(labels[k]))
+	}
+	b.WriteString("\n")
+	head := strings.Join(lines[:insert], "")
+	if head != "" && !strings.HasSuffix(head, "\n") {
+		head += "\n"
+	}
+	return []byte(head + b.String() + strings.Join(lines[insert:], "")), true
 }

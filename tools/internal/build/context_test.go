@@ -70,7 +70,7 @@ func TestContextHonoursDockerignore(t *testing.T) {
 		"debug.log":         "x",
 		"keep.log":          "kept",
 	})
-	p, err := prepareContext("api", dir, "", "")
+	p, err := prepareContext("api", dir, "", "", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestContextPerDockerfileIgnore(t *testing.T) {
 		"big":                               "x",
 		"small":                             "y",
 	})
-	p, err := prepareContext("api", dir, "build/api.Dockerfile", "")
+	p, err := prepareContext("api", dir, "build/api.Dockerfile", "", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestDockerfileOutsideContext(t *testing.T) {
 		"web/index.html":        "<h1>hi</h1>",
 		"web/.dockerignore":     "*.tmp\n",
 	})
-	p, err := prepareContext("web", filepath.Join(root, "web"), "../docker/web.Dockerfile", "")
+	p, err := prepareContext("web", filepath.Join(root, "web"), "../docker/web.Dockerfile", "", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestDockerfileOutsideContext(t *testing.T) {
 func TestInlineDockerfile(t *testing.T) {
 	dir := t.TempDir()
 	write(t, dir, map[string]string{"a.txt": "a"})
-	p, err := prepareContext("x", dir, "", "FROM scratch\nCOPY a.txt /\n")
+	p, err := prepareContext("x", dir, "", "FROM scratch\nCOPY a.txt /\n", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestInlineDockerfile(t *testing.T) {
 func TestLowercaseDockerfileFallback(t *testing.T) {
 	dir := t.TempDir()
 	write(t, dir, map[string]string{"dockerfile": "FROM scratch\n"})
-	p, err := prepareContext("x", dir, "", "")
+	p, err := prepareContext("x", dir, "", "", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestLowercaseDockerfileFallback(t *testing.T) {
 
 func TestMissingDockerfileAndContext(t *testing.T) {
 	dir := t.TempDir()
-	_, err := prepareContext("api", dir, "Dockerfile.prod", "")
+	_, err := prepareContext("api", dir, "Dockerfile.prod", "", "", nil)
 	if err == nil || exit.Code(err) != exit.Usage {
 		t.Fatalf("want a usage error, got %v", err)
 	}
@@ -179,7 +179,7 @@ func TestMissingDockerfileAndContext(t *testing.T) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
 	}
-	_, err = prepareContext("db", filepath.Join(dir, "nope"), "", "")
+	_, err = prepareContext("db", filepath.Join(dir, "nope"), "", "", "", nil)
 	if err == nil || exit.Code(err) != exit.Usage || !strings.Contains(err.Error(), "service db: build context") {
 		t.Fatalf("want a usage error naming the context, got %v", err)
 	}
@@ -192,21 +192,63 @@ func TestUnreadableFileIsNamed(t *testing.T) {
 	dir := t.TempDir()
 	write(t, dir, map[string]string{"Dockerfile": "FROM scratch\n", "locked": "x"})
 	os.Chmod(filepath.Join(dir, "locked"), 0)
-	_, err := prepareContext("api", dir, "", "")
+	_, err := prepareContext("api", dir, "", "", "", nil)
 	if err == nil || !strings.Contains(err.Error(), "locked") {
 		t.Fatalf("want error naming the unreadable file, got %v", err)
 	}
 }
 
 func TestRemoteContext(t *testing.T) {
-	p, err := prepareContext("x", "https://example.invalid/repo.git#main:app", "Dockerfile", "")
+	p, err := prepareContext("x", "https://example.invalid/repo.git#main:app", "Dockerfile", "", "", map[string]string{"a": "b"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.Remote == "" || p.Tar != nil {
 		t.Fatalf("want a remote context, got %+v", p)
 	}
-	if _, err := prepareContext("x", "git@example.invalid:r.git", "", "FROM scratch"); exit.Code(err) != exit.Usage {
+	if _, err := prepareContext("x", "git@example.invalid:r.git", "", "FROM scratch", "", nil); exit.Code(err) != exit.Usage {
 		t.Fatalf("inline Dockerfile with remote context should be a usage error, got %v", err)
+	}
+}
+
+func TestBakeLabels(t *testing.T) {
+	l := map[string]string{"b.version": "v1", "a.source": `https://x/$HOME "q"`}
+	line := `LABEL "a.source"="https://x/\$HOME \"q\"" "b.version"="v1"` + "\n"
+	cases := []struct {
+		name, df, target, want string
+		ok                     bool
+	}{
+		{"single stage", "FROM a\nRUN x\n", "", "FROM a\nRUN x\n" + line, true},
+		{"no trailing newline", "FROM a\nRUN x", "", "FROM a\nRUN x\n" + line, true},
+		{"target stage", "ARG B=a\nFROM $B AS base\nRUN x\n\nFROM base AS final\nRUN y\n", "Base",
+			"ARG B=a\nFROM $B AS base\nRUN x\n\n" + line + "FROM base AS final\nRUN y\n", true},
+		{"continuation is not a stage", "FROM a\nRUN echo \\\n  # comment\nFROM not-a-stage\nFROM b\nRUN z\n", "",
+			"FROM a\nRUN echo \\\n  # comment\nFROM not-a-stage\nFROM b\nRUN z\n" + line, true},
+		{"escape directive", "# escape=`\nFROM a\nRUN echo `\nFROM x\n", "",
+			"# escape=`\nFROM a\nRUN echo `\nFROM x\n" + line, true},
+		{"unknown target", "FROM a AS one\n", "two", "", false},
+		{"no FROM", "# just a comment\n", "", "", false},
+	}
+	for _, c := range cases {
+		got, ok := bakeLabels([]byte(c.df), c.target, l)
+		if ok != c.ok || string(got) != c.want {
+			t.Errorf("%s: got %v\n%q\nwant\n%q", c.name, ok, got, c.want)
+		}
+	}
+}
+
+func TestLabelsBakedIntoAnIgnoredDockerfile(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, map[string]string{"Dockerfile": "FROM scratch\nCOPY . /\n", ".dockerignore": "Dockerfile\n", "a": "a"})
+	p, err := prepareContext("api", dir, "", "", "", map[string]string{"k": "v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := untar(t, p.Tar)
+	if !p.LabelsBaked || files[p.Dockerfile] != "FROM scratch\nCOPY . /\nLABEL \"k\"=\"v\"\n" {
+		t.Fatalf("baked %v, sent Dockerfile %q", p.LabelsBaked, files[p.Dockerfile])
+	}
+	if _, ok := files["Dockerfile"]; ok {
+		t.Error("the ignored Dockerfile was sent although the engine does not need it")
 	}
 }

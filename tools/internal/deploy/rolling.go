@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -169,48 +170,71 @@ func (ro *roller) load(ctx context.Context) error {
 		return err
 	}
 	ro.cs = cs
-	want := []string{ro.target}
-	seen := map[string]bool{ro.target: true}
-	for _, c := range cs {
-		if c.Release != "" && !seen[c.Release] && validCommitName(c.Release) {
-			seen[c.Release] = true
-			want = append(want, c.Release)
-		}
-	}
-	var missing []string
-	for _, r := range want {
-		if _, ok := ro.cfgs[r]; !ok {
-			missing = append(missing, r)
-		}
-	}
-	if len(missing) > 0 {
-		// Hashes tell whether a container is what a release defines now:
-		// needed for the target and for the previous release (a rollback's
-		// target, so that it reuses these reads).
-		hashes := map[string]bool{ro.target: true, ro.d.Previous: true}
-		start := time.Now()
-		got, err := ro.d.Host.ReleaseConfigs(ctx, missing, hashes)
-		if err != nil {
-			return err
-		}
-		cfgs := map[string]*remote.ReleaseConfig{}
-		for k, v := range ro.cfgs {
-			cfgs[k] = v
-		}
-		for k, v := range got {
-			cfgs[k] = v
-		}
-		ro.cfgs = cfgs
-		readConfigs.Store(ro.d, cfgs)
-		ro.d.Done(fmt.Sprintf("compose config of %d release(s)", len(missing)), start)
+	// Each release read is a Compose run (a Python start-up on v1): the
+	// target, then only the releases of containers whose config hash differs
+	// from the target's in a service that mounts something from the release
+	// directory (the hash holds that path, so only a comparison of the two
+	// definitions and their files tells whether it changed).
+	if err := ro.fetch(ctx, []string{ro.target}); err != nil {
+		return err
 	}
 	t := ro.cfgs[ro.target]
-	if t == nil {
+	if t == nil || t.Err == releaseGone {
 		return fmt.Errorf("release %s is not on the server (releases/%s is missing)", short(ro.target), ro.target)
 	}
 	if t.Err != "" {
 		return exit.Usagef("the server's Compose cannot read release %s: %s", short(ro.target), t.Err)
 	}
+	var more []string
+	for _, c := range cs {
+		if c.ConfigHash != "" && c.ConfigHash == t.Hashes[c.Service] {
+			continue
+		}
+		if c.Release == "" || c.Release == ro.target || !validCommitName(c.Release) || slices.Contains(more, c.Release) {
+			continue
+		}
+		if len(releasePaths(comparable(t, c.Service, ro.d.Host.Dir+"/releases/"+t.Release))) > 0 {
+			more = append(more, c.Release)
+		}
+	}
+	return ro.fetch(ctx, more)
+}
+
+// releaseGone marks a release whose directory is not on the server.
+const releaseGone = "its directory is gone"
+
+// fetch reads the releases not read yet.
+func (ro *roller) fetch(ctx context.Context, releases []string) error {
+	var missing []string
+	for _, r := range releases {
+		if _, ok := ro.cfgs[r]; !ok {
+			missing = append(missing, r)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	// Hashes tell whether a container is what a release defines now.
+	hashes := map[string]bool{ro.target: true}
+	start := time.Now()
+	got, err := ro.d.Host.ReleaseConfigs(ctx, missing, hashes)
+	if err != nil {
+		return err
+	}
+	cfgs := map[string]*remote.ReleaseConfig{}
+	for k, v := range ro.cfgs {
+		cfgs[k] = v
+	}
+	for _, r := range missing {
+		// A release whose directory is gone is remembered as such.
+		cfgs[r] = &remote.ReleaseConfig{Release: r, Err: releaseGone}
+	}
+	for k, v := range got {
+		cfgs[k] = v
+	}
+	ro.cfgs = cfgs
+	readConfigs.Store(ro.d, cfgs)
+	ro.d.Done(fmt.Sprintf("compose config of %d release(s)", len(missing)), start)
 	return nil
 }
 
@@ -693,6 +717,7 @@ func planRoll(dir, target string, cfgs map[string]*remote.ReleaseConfig, cs []re
 		byService[c.Service] = append(byService[c.Service], c)
 	}
 	p := &rollPlan{}
+	var unchanged []string
 	for _, name := range order {
 		svc := t.Service(name)
 		s := &svcRoll{Name: name, Grace: defaultGrace, Drain: DefaultDrain}
@@ -725,6 +750,7 @@ func planRoll(dir, target string, cfgs map[string]*remote.ReleaseConfig, cs []re
 			why = appendOnce(why, fmt.Sprintf("scaled up to %d", s.Replicas))
 		}
 		if len(why) == 0 {
+			unchanged = append(unchanged, name)
 			for r := range moved {
 				p.Notes = append(p.Notes, fmt.Sprintf("%s: unchanged (same definition and files as in release %s, whose directory its containers keep using)", name, short(r)))
 			}
@@ -733,6 +759,9 @@ func planRoll(dir, target string, cfgs map[string]*remote.ReleaseConfig, cs []re
 		s.Reason = strings.Join(why, ", ")
 		s.decideOrder(svc, len(s.Stale)+len(s.Extra) > 0)
 		p.Services = append(p.Services, s)
+	}
+	if len(unchanged) > 0 && len(p.Services) > 0 {
+		p.Notes = append(p.Notes, "left running, unchanged: "+strings.Join(unchanged, ", "))
 	}
 	known := map[string]bool{}
 	for _, n := range order {
@@ -770,7 +799,15 @@ func current(dir, name string, c remote.RollContainer, t *remote.ReleaseConfig, 
 		return false, "definition changed"
 	}
 	r := cfgs[c.Release]
-	if r == nil || r.Err != "" || r.Model == nil {
+	if r == nil {
+		// Not read: nothing of this service comes from a release directory,
+		// so a different hash is a different definition.
+		if svc := t.Service(name); svc != nil && svc["image"] != nil && fmt.Sprint(svc["image"]) != c.Image {
+			return false, "new image"
+		}
+		return false, "definition changed"
+	}
+	if r.Err != "" || r.Model == nil {
 		return false, "created from a release that is gone"
 	}
 	// With its hashes read, the container must still be what its release

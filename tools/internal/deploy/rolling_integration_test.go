@@ -436,7 +436,7 @@ func TestIntegrationRolling(t *testing.T) {
 		if !strings.Contains(r.stderr, "service db mounts named volume") || !strings.Contains(r.stderr, "order: start-first") {
 			t.Errorf("no stop-first warning for db (named volume) in the log")
 		}
-		if !strings.Contains(r.stderr, "proxy: unchanged") {
+		if !strings.Contains(r.stderr, "left running, unchanged: proxy") {
 			t.Errorf("the log does not say the proxy was left alone")
 		}
 		// compose itself still sees the project as its own.

@@ -96,7 +96,7 @@ func TestPlanOnlyChangedServicesInDependencyOrder(t *testing.T) {
 	if web.Policy.Monitor != 2*time.Second || !web.Policy.MonitorSet || web.Drain != DefaultDrain || web.Grace != 10*time.Second {
 		t.Errorf("web policy %+v drain %s grace %s", web.Policy, web.Drain, web.Grace)
 	}
-	if len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "proxy: unchanged") {
+	if len(p.Notes) != 2 || !strings.Contains(p.Notes[0], "proxy: unchanged (same definition and files as in release r1") || p.Notes[1] != "left running, unchanged: db, proxy" {
 		t.Errorf("notes %q", p.Notes)
 	}
 
@@ -152,6 +152,7 @@ func TestPlanStates(t *testing.T) {
 	exited := ctr("web", "w", "r2", "hweb")
 	exited.State, exited.ExitCode, exited.RestartPolicy = "exited", 1, "unless-stopped"
 	gone := ctr("db", "d", "r0", "hdb-old") // its release directory was pruned
+	cfgs["r0"] = &remote.ReleaseConfig{Release: "r0", Err: releaseGone}
 	orphan := ctr("worker", "x", "r1", "hx")
 	extra1, extra2 := ctr("proxy", "p1", "r2", "hp"), ctr("proxy", "p2", "r2", "hp")
 	p, err := planRoll(testDir, "r2", cfgs, []remote.RollContainer{exited, gone, orphan, extra1, extra2})
@@ -172,6 +173,17 @@ func TestPlanStates(t *testing.T) {
 	}
 	if len(p.Orphans) != 1 || p.Orphans[0].Service != "worker" {
 		t.Errorf("orphans %+v", p.Orphans)
+	}
+
+	// A container of another release that was not read (nothing of its
+	// service comes from a release directory): its image tells.
+	oldImage := ctr("web", "w", "r1", "hweb-r1")
+	oldImage.Image = "reg/web@sha256:w0"
+	sameImage := ctr("db", "d", "r1", "hdb-r1")
+	sameImage.Image = "reg/postgres@sha256:d1"
+	p, err = planRoll(testDir, "r2", cfgs, []remote.RollContainer{oldImage, sameImage, ctr("proxy", "p", "r2", "hp")})
+	if err != nil || names(p.Services) != "db,web" || p.Services[0].Reason != "definition changed" || p.Services[1].Reason != "new image" {
+		t.Errorf("containers of an unread release: %+v %v", p.Services, err)
 	}
 
 	// Everything current: nothing to do.

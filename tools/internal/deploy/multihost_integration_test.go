@@ -91,6 +91,27 @@ func TestIntegrationMultiHost(t *testing.T) {
 			t.Errorf("error does not name the broken host: %v", r.err)
 		}
 	})
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	t.Run("canary, then a batch of two; on-failure stop leaves the good hosts", func(t *testing.T) {
+		r := s.deploy(t, "broken-on-t2", "rolling", func(o *Options) { o.Canary, o.Parallel, o.OnFailure = true, 2, "stop" })
+		wantCode(t, r, exit.LeftChanged)
+		want := []string{StatusDeployed, StatusRolledBack, StatusDeployed}
+		versions := []string{"2.0.0", "1.0.0", "2.0.0"}
+		for i, h := range r.res.Hosts {
+			if h.Status != want[i] {
+				t.Errorf("host %d (%s): %s, want %s", i+1, h.Host, h.Status, want[i])
+			}
+			if got := s.version(tgs[i]); got != versions[i] {
+				t.Errorf("%s serves %q, want %s", tgs[i].Name, got, versions[i])
+			}
+		}
+		if !strings.Contains(r.err.Error(), "left on the new release (--on-failure stop)") {
+			t.Errorf("error: %v", r.err)
+		}
+	})
 }
 
 // TestRolloutBench is test/bench/rollout.sh (make bench): it runs only with

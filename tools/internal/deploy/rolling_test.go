@@ -330,3 +330,18 @@ func TestReleasePaths(t *testing.T) {
 		t.Error("sameFiles compares the wrong files")
 	}
 }
+
+func TestRollingAndSwarmDryRun(t *testing.T) {
+	for _, strategy := range []string{"rolling", "swarm"} {
+		h := newFakeHost(t, "t1")
+		r := deployTo(t, release(t, "v1", nil), []*fakeHost{h}, func(o *Options) { o.Strategy = strategy; o.DryRun = true })
+		wantCode(t, r, 0)
+		want := map[string]string{"rolling": "rolling update to release", "swarm": "docker stack deploy --with-registry-auth --prune -c stack.yaml shop"}[strategy]
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("%s dry run does not show %q:\n%s", strategy, want, r.stdout)
+		}
+		if h.current() != "" || len(h.releases()) != 0 {
+			t.Errorf("%s dry run changed the host: current %q, releases %v", strategy, h.current(), h.releases())
+		}
+	}
+}

@@ -18,7 +18,10 @@ import (
 // after the unique project), and published ports keep their container port
 // but lose the fixed host port, so the engine picks a free one. A test stack
 // reaches its services over the compose network, never through host ports.
-func prepare(p *types.Project, needed []string, images map[string]imageSource) (*types.Project, []string, error) {
+//
+// A test service runs once: a restart policy on it would keep it from ever
+// finishing, so it is dropped, with a warning.
+func prepare(p *types.Project, needed, tests []string, images map[string]imageSource) (*types.Project, []string, error) {
 	keep := map[string]bool{}
 	for _, n := range needed {
 		keep[n] = true
@@ -41,6 +44,15 @@ func prepare(p *types.Project, needed []string, images map[string]imageSource) (
 		case src.Built != "":
 			s.Image = src.Built
 			s.PullPolicy = ""
+		}
+		if contains(tests, name) && s.Restart != "" && s.Restart != types.RestartPolicyNo {
+			warnings = append(warnings, fmt.Sprintf("service %s: restart: %s dropped: a test service runs once", name, s.Restart))
+			s.Restart = types.RestartPolicyNo
+		}
+		if s.Deploy != nil && s.Deploy.RestartPolicy != nil && contains(tests, name) {
+			d := *s.Deploy
+			d.RestartPolicy = nil
+			s.Deploy = &d
 		}
 		if s.ContainerName != "" {
 			warnings = append(warnings, fmt.Sprintf("service %s: container_name %q dropped so parallel runs do not collide", name, s.ContainerName))

@@ -93,7 +93,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	stack, warnings, err := prepare(p, needed, images)
+	stack, warnings, err := prepare(p, needed, tests, images)
 	if err != nil {
 		return nil, err
 	}

@@ -145,6 +145,7 @@ services:
   tests:
     build: ./tests
     image: myorg/tests
+    restart: always
     depends_on: {app: {condition: service_started}}
   unused: {image: nope}
 `)
@@ -153,11 +154,11 @@ services:
 		"app":   {FromManifest: "app", Ref: "sha256:" + strings.Repeat("a", 64)},
 		"tests": {Built: "unit-test-1-tests", Ref: "unit-test-1-tests"},
 	}
-	stack, warnings, err := prepare(p, []string{"app", "db", "tests"}, images)
+	stack, warnings, err := prepare(p, []string{"app", "db", "tests"}, []string{"tests"}, images)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(warnings) != 3 {
+	if len(warnings) != 4 || !strings.Contains(strings.Join(warnings, "\n"), "restart: always dropped") {
 		t.Errorf("warnings: %v", warnings)
 	}
 	if p.Services["db"].Ports[0].Published != "5432" || p.Services["db"].ContainerName != "fixed" {
@@ -201,7 +202,7 @@ services:
 			t.Errorf("v1=%v: required %v, start_interval %v", v1, hasRequired, hasStartInterval)
 		}
 		tests := svcs["tests"].(map[string]any)
-		if tests["image"] != "unit-test-1-tests" || tests["build"] == nil {
+		if tests["image"] != "unit-test-1-tests" || tests["build"] == nil || tests["restart"] != "no" {
 			t.Errorf("tests: %v", tests)
 		}
 	}

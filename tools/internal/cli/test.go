@@ -15,13 +15,14 @@ func testCommand() *cli.Command {
 		UsageText: "slipway test [-f FILE]... [--service NAME]... [--results DIR] [--results-path [SERVICE:]PATH]... [--timeout D] [--manifest PATH]",
 		Description: `Runs the test stack (default docker-compose.test.yml) under a compose project name
 unique to the run (<project>-test-<BUILD_TAG>-<random>), so parallel runs on one agent
-never collide. Services the release manifest built run exactly the image build made
-(its build: section is ignored); other services with a build: section are test-only
-and built here. A test file can also name a built image as ${SLIPWAY_IMAGE_<SERVICE>}.
+never collide. Services the release manifest built (same name, or an image: naming the
+manifest's repository) run exactly the image build made, by ID (their build: section
+is ignored); other services with a build: section are test-only and built here. A test
+file can also name a built image as ${SLIPWAY_IMAGE_<SERVICE>}.
 
 Dependencies start first; depends_on conditions (service_started, service_healthy,
 service_completed_successfully) are waited for through the Engine API, within
---timeout. Then the test services run to completion, their output shown live.
+--timeout (counted from creating the stack; building test-only images is not). Then the test services run to completion, their output shown live.
 A dependency that dies during the run fails the run and is named.
 
 Test services: --service, else those marked "x-slipway: {test: true}", else those with
@@ -53,7 +54,7 @@ Examples:
 			repeatable("service", nil, "test service `NAME` to run to completion (repeatable)"),
 			&cli.StringFlag{Name: "results", Value: testrun.DefaultResultsDir, Usage: "`DIR` for results, logs and summary.json"},
 			repeatable("results-path", nil, "`[SERVICE:]PATH` in a container to copy into DIR/<service>/ (repeatable); without SERVICE: every test service"),
-			&cli.DurationFlag{Name: "timeout", Value: testrun.DefaultTimeout, Usage: "limit for the whole run, `D` like 30m (0: none)"},
+			&cli.DurationFlag{Name: "timeout", Value: testrun.DefaultTimeout, Usage: "limit from creating the stack to the tests' end, `D` like 30m (0: none)"},
 			&cli.StringFlag{Name: "manifest", Value: manifest.DefaultPath, Usage: "release manifest `PATH` written by build ('' for none)"},
 		},
 		Action: func(c *cli.Context) error {

@@ -137,5 +137,7 @@ if [ "$parts" != build ]; then
 fi
 
 # Leave no bench images behind on the agent.
-docker images --format '{{.Repository}}:{{.Tag}}' | grep -F -e "$SLIPWAY_TEST_REGISTRY/$ns/" -e "${wan:-none}/$ns/" | xargs -r docker rmi -f >/dev/null 2>&1 || true
+# (by ID: each run re-tags, leaving the earlier images untagged)
+docker images --format '{{.ID}} {{.Repository}}' | grep -F -e " $SLIPWAY_TEST_REGISTRY/$ns/" -e " ${wan:-none}/$ns/" \
+  | awk '{print $1}' | sort -u | xargs -r docker rmi -f >/dev/null 2>&1 || true
 

@@ -149,6 +149,18 @@ func TestSampleAppBuildPushPin(t *testing.T) {
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, logbuf.String())
 	}
+	t.Cleanup(func() {
+		eng, err := engine.New(context.Background())
+		if err != nil {
+			return
+		}
+		defer eng.Close()
+		for _, s := range built.Services {
+			for _, tag := range s.Tags {
+				eng.RemoveImage(context.Background(), s.Image+":"+tag, true)
+			}
+		}
+	})
 	if got := built.ComposeFiles; len(got) != 1 || got[0] != "docker-compose.yml" {
 		t.Errorf("manifest compose files %v, want relative to the manifest's directory", got)
 	}

@@ -374,7 +374,7 @@ func TestRunDependencyUnhealthy(t *testing.T) {
 
 func TestRunDependencyCrashesMidRun(t *testing.T) {
 	t.Parallel()
-	r := runStack(t, newStack(t), []string{"APP_CRASH_AFTER=3s", "TESTS_SLEEP=5m"}, nil)
+	r := runStack(t, newStack(t), []string{"APP_CRASH_AFTER_REQUEST=1s", "TESTS_SLEEP=5m"}, nil)
 	wantCode(t, r.err, exit.TestsFailed)
 	if !strings.Contains(r.err.Error(), "dependency app exited with code 3 while the tests were running") {
 		t.Errorf("error does not name app: %v", r.err)

@@ -226,9 +226,6 @@ func (r *runner) report() {
 			l.Printf("%s", line)
 		}
 	}
-	if r.sum.Message != "" && r.sum.Result != ResultPassed {
-		r.log.Printf("%s", r.sum.Message)
-	}
 }
 
 // teardown removes everything of the run: containers (with their anonymous

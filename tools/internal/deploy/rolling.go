@@ -348,7 +348,7 @@ func (ro *roller) rollService(ctx context.Context, s *svcRoll) error {
 			// Beside running old containers, the new ones stay out of the
 			// service's DNS name until they pass: nothing is sent to a
 			// container that is still starting, or failing.
-			hide := !stopFirst && s.NetMode == "" && (len(old)-removed > 0 || len(s.Keep) > 0)
+			hide := s.NetMode == "" && (len(old)-removed > 0 || len(s.Keep) > 0 || created > 0)
 			ids, err := ro.scaleUp(ctx, s, nNew, hide)
 			if err == nil {
 				err = ro.gate(ctx, s, ids)
@@ -788,8 +788,14 @@ func appendOnce(list []string, s string) []string {
 // target release defines: the same config hash, or (created from another
 // release's directory) an identical definition and identical files.
 func current(dir, name string, c remote.RollContainer, t *remote.ReleaseConfig, cfgs map[string]*remote.ReleaseConfig) (bool, string) {
-	if v, why := remote.Judge(c.Container); v == remote.Failed {
-		return false, "container " + c.Name + " " + why
+	// A container that does not run must be replaced to run; one that runs
+	// unhealthy or crash-loops with the right definition is left to the
+	// health gate (a new one would not fare better).
+	switch c.State {
+	case "exited", "dead", "created":
+		if v, why := remote.Judge(c.Container); v == remote.Failed || c.State != "exited" {
+			return false, "container " + c.Name + " " + why
+		}
 	}
 	want := t.Hashes[name]
 	if want != "" && c.ConfigHash == want {

@@ -396,7 +396,9 @@ func TestIntegrationRolling(t *testing.T) {
 	s := newRollSite(t, tenv, project, port, tg)
 	s.release(t, "v1", rollSpec{Web: rollFix.web1, DBRev: "1"})
 	s.release(t, "v2", rollSpec{Web: rollFix.web2, DBRev: "2"})
-	s.release(t, "bad", rollSpec{Web: rollFix.web1, DBRev: "2", BadHealth: true})
+	// db changes too (rolled first, stop-first), so the rollback has a
+	// service to take back besides the failing one.
+	s.release(t, "bad", rollSpec{Web: rollFix.web1, DBRev: "3", BadHealth: true})
 
 	r := s.deploy(t, "v1", "rolling", nil)
 	wantCode(t, r, 0)
@@ -472,10 +474,16 @@ func TestIntegrationRolling(t *testing.T) {
 			t.Errorf("error does not name the unhealthy web container: %v", r.err)
 		}
 		after := s.containers(t, tg)
-		for _, svc := range []string{"web", "db", "proxy"} {
-			if fmt.Sprint(after[svc]) != fmt.Sprint(before[svc]) {
-				t.Errorf("%s containers changed: %v -> %v (the old ones should have served throughout)", svc, before[svc], after[svc])
-			}
+		if fmt.Sprint(after["proxy"]) != fmt.Sprint(before["proxy"]) {
+			t.Errorf("proxy containers changed: %v -> %v", before["proxy"], after["proxy"])
+		}
+		if len(after["web"]) != 1 || len(after["db"]) != 1 {
+			t.Errorf("containers after the rollback: %v", after)
+		} else if rev, _ := targetCmd(tg, "inspect", "--format", `{{range .Config.Env}}{{println .}}{{end}}`, after["db"][0]); !strings.Contains(rev, "SLW_DB_REV=2") {
+			t.Errorf("db is not back on release v2's definition: %s", rev)
+		}
+		if i := strings.Index(r.stderr, "rolling back to release"); i < 0 || !strings.Contains(r.stderr[i:], "db: definition changed") {
+			t.Errorf("the rollback did not take db back service by service")
 		}
 	})
 

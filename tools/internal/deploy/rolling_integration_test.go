@@ -222,6 +222,10 @@ func (s *rollSite) clean(t *testing.T, tg testenv.Target) {
 	}
 	targetCmd(tg, "volume", "rm", "-f", s.project+"_dbdata")
 	targetCmd(tg, "network", "rm", s.project+"_default")
+	// This test's web images; those another run still uses stay (no -f).
+	if imgs, _ := targetCmd(tg, "image", "ls", "-q", "--filter", "reference="+s.env.Registry+"/slipway-roll-it/web"); imgs != "" {
+		targetCmd(tg, append([]string{"rmi"}, strings.Fields(imgs)...)...)
+	}
 	if err := os.RemoveAll(s.dir(tg)); err != nil {
 		t.Logf("removing %s: %v", s.dir(tg), err)
 	}

@@ -138,7 +138,7 @@ func (Swarm) Revert(ctx context.Context, d *HostDeploy) error {
 		return fmt.Errorf("reading the server's clock: %w", err)
 	}
 	started = started.Add(-time.Second)
-	if d.Previous == "" || d.Previous == d.Release && run == nil {
+	if d.Previous == "" {
 		d.Log.Printf("no previous release: removing stack %s (volumes kept)", h.Project)
 		return h.StackRemove(ctx)
 	}

@@ -326,17 +326,16 @@ func (ro *roller) rollService(ctx context.Context, s *svcRoll) error {
 	if needNew < 0 {
 		needNew = 0
 	}
-	par := s.Policy.Parallelism
-	if par <= 0 {
-		par = max(needNew, len(old), 1)
-	}
-	nb := max(ceilDiv(needNew, par), ceilDiv(len(old), par))
+	plan := rollBatches(needNew, len(old), s.Policy.Parallelism)
 	stopFirst := s.Order == "stop-first"
-	log.Printf("%s: %s; %s, %d new container(s), %d at a time", s.Name, s.Reason, s.Order, needNew, par)
+	at := "all at once"
+	if len(plan) > 1 {
+		at = fmt.Sprintf("%d at a time", s.Policy.Parallelism)
+	}
+	log.Printf("%s: %s; %s, %d new container(s), %s", s.Name, s.Reason, s.Order, needNew, at)
 	created, removed := 0, 0
-	for i := 0; i < nb; i++ {
-		nNew := min(par, needNew-created)
-		nOld := min(par, len(old)-removed)
+	for i, b := range plan {
+		nNew, nOld := b[0], b[1]
 		batch := old[removed : removed+nOld]
 		if stopFirst && nOld > 0 {
 			if err := ro.stopOld(ctx, s, batch, false); err != nil {
@@ -372,7 +371,7 @@ func (ro *roller) rollService(ctx context.Context, s *svcRoll) error {
 			}
 			removed += nOld
 		}
-		if i < nb-1 && s.Policy.Delay > 0 {
+		if i < len(plan)-1 && s.Policy.Delay > 0 {
 			if err := sleep(ctx, s.Policy.Delay); err != nil {
 				return err
 			}
@@ -661,11 +660,20 @@ func networkName(model map[string]any, project, key string) string {
 	return project + "_" + key
 }
 
-func ceilDiv(a, b int) int {
-	if a <= 0 {
-		return 0
+// rollBatches splits an update into batches of (new containers, old
+// containers) of at most parallelism each (0: all in one batch).
+func rollBatches(needNew, old, parallelism int) [][2]int {
+	par := parallelism
+	if par <= 0 {
+		par = max(needNew, old, 1)
 	}
-	return (a + b - 1) / b
+	var out [][2]int
+	for n, o := needNew, old; n > 0 || o > 0; {
+		b := [2]int{min(par, n), min(par, o)}
+		out = append(out, b)
+		n, o = n-b[0], o-b[1]
+	}
+	return out
 }
 
 // ---- planning (pure: unit-tested without a server) ----

@@ -6,6 +6,7 @@ package deploy
 // and Compose in rolling_integration_test.go.
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -342,6 +343,27 @@ func TestRollingAndSwarmDryRun(t *testing.T) {
 		}
 		if h.current() != "" || len(h.releases()) != 0 {
 			t.Errorf("%s dry run changed the host: current %q, releases %v", strategy, h.current(), h.releases())
+		}
+	}
+}
+
+func TestRollBatches(t *testing.T) {
+	cases := []struct {
+		newN, old, par int
+		want           string
+	}{
+		{1, 1, 1, "[[1 1]]"},
+		{3, 3, 1, "[[1 1] [1 1] [1 1]]"},
+		{3, 3, 2, "[[2 2] [1 1]]"},
+		{3, 3, 0, "[[3 3]]"},
+		{2, 1, 1, "[[1 1] [1 0]]"},
+		{0, 2, 1, "[[0 1] [0 1]]"},
+		{1, 0, 1, "[[1 0]]"},
+		{0, 0, 1, "[]"},
+	}
+	for _, c := range cases {
+		if got := fmt.Sprint(rollBatches(c.newN, c.old, c.par)); got != c.want {
+			t.Errorf("rollBatches(%d, %d, %d) = %s, want %s", c.newN, c.old, c.par, got, c.want)
 		}
 	}
 }

@@ -28,7 +28,7 @@ test-go: build
 	SLIPWAY_REQUIRE_SERVICES=1 $(GO) test -count=1 -timeout 40m ./...
 
 test-groovy:
-	test/groovy/run.sh
+	test/groovy/run.sh --e2e
 
 lint:
 	test/scripts/lint.sh

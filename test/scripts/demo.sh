@@ -13,9 +13,10 @@ state=${SLIPWAY_TEST_STATE:-$root/.state}
 . "$state/env.sh"
 work="$state/demo"
 app="$work/app"
-target_host=$SLIPWAY_TEST_T1_HOST
-target_dir=$SLIPWAY_TEST_T1_DIR
-target_kh=$SLIPWAY_TEST_T1_KNOWN_HOSTS
+# The "server": target t1 (SLIPWAY_DEMO_TARGET=t2 picks another).
+t=$(echo "${SLIPWAY_DEMO_TARGET:-t1}" | tr '[:lower:]' '[:upper:]')
+hv=SLIPWAY_TEST_${t}_HOST dv=SLIPWAY_TEST_${t}_DIR kv=SLIPWAY_TEST_${t}_KNOWN_HOSTS
+target_host=${!hv:?no target ${SLIPWAY_DEMO_TARGET:-t1} in $state/env.sh} target_dir=${!dv} target_kh=${!kv}
 key=$SLIPWAY_TEST_SSH_KEY
 deploy_dir="$target_dir/demo"
 url="http://$target_host:8080"

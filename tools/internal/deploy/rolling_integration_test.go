@@ -134,6 +134,9 @@ services:
 {{- if .Swarm}}
       endpoint_mode: dnsrr
 {{- end}}
+{{- if .Replicas}}
+      replicas: {{.Replicas}}
+{{- end}}
       update_config:
         parallelism: 1
         order: start-first
@@ -176,6 +179,7 @@ volumes:
 type rollSpec struct {
 	Project, Web, DB, Proxy string
 	DBRev                   string
+	Replicas                int    // web containers (0: compose's default, 1)
 	BadHealth               bool   // the web container's healthcheck always fails
 	BreakOn                 string // the web container exits on hosts whose DOCKER_HOST contains this
 	Swarm                   bool   // web and db only, endpoint_mode dnsrr (no IPVS in the test namespaces)
@@ -399,7 +403,8 @@ func TestIntegrationRolling(t *testing.T) {
 	project, port := siteName("slwroll")
 	s := newRollSite(t, tenv, project, port, tg)
 	s.release(t, "v1", rollSpec{Web: rollFix.web1, DBRev: "1"})
-	s.release(t, "v2", rollSpec{Web: rollFix.web2, DBRev: "2"})
+	// Two web containers, replaced one at a time (update_config.parallelism 1).
+	s.release(t, "v2", rollSpec{Web: rollFix.web2, DBRev: "2", Replicas: 2})
 	// db changes too (rolled first, stop-first), so the rollback has a
 	// service to take back besides the failing one.
 	s.release(t, "bad", rollSpec{Web: rollFix.web1, DBRev: "3", BadHealth: true})
@@ -433,8 +438,11 @@ func TestIntegrationRolling(t *testing.T) {
 		if fmt.Sprint(after["proxy"]) != fmt.Sprint(before["proxy"]) {
 			t.Errorf("the proxy (same image, same nginx.conf) was replaced: %v -> %v", before["proxy"], after["proxy"])
 		}
-		if len(after["web"]) != 1 || fmt.Sprint(after["web"]) == fmt.Sprint(before["web"]) {
-			t.Errorf("web containers %v -> %v: want one new one", before["web"], after["web"])
+		if len(after["web"]) != 2 || strings.Contains(fmt.Sprint(after["web"]), before["web"][0]) {
+			t.Errorf("web containers %v -> %v: want two new ones", before["web"], after["web"])
+		}
+		if strings.Count(r.stderr, "web: new container(s) joined the service's name") != 2 {
+			t.Errorf("the two web containers did not join one at a time")
 		}
 		if len(after["db"]) != 1 || fmt.Sprint(after["db"]) == fmt.Sprint(before["db"]) {
 			t.Errorf("db containers %v -> %v: want one new one (its config changed)", before["db"], after["db"])
@@ -481,7 +489,7 @@ func TestIntegrationRolling(t *testing.T) {
 		if fmt.Sprint(after["proxy"]) != fmt.Sprint(before["proxy"]) {
 			t.Errorf("proxy containers changed: %v -> %v", before["proxy"], after["proxy"])
 		}
-		if len(after["web"]) != 1 || len(after["db"]) != 1 {
+		if len(after["web"]) != 2 || len(after["db"]) != 1 {
 			t.Errorf("containers after the rollback: %v", after)
 		} else if rev, _ := targetCmd(tg, "inspect", "--format", `{{range .Config.Env}}{{println .}}{{end}}`, after["db"][0]); !strings.Contains(rev, "SLW_DB_REV=2") {
 			t.Errorf("db is not back on release v2's definition: %s", rev)

@@ -155,6 +155,7 @@ func loadCompose(ctx context.Context, opts Options, interpolate bool) (*types.Pr
 		withConfigFileEnv(wd),
 		composecli.WithDefaultConfigPath,
 		requireConfig(searchDir),
+		limitFileSize,
 		setWorkingDir(projectDir), // "" lets compose-go use the first file's directory
 	)
 	fns = append(fns, envSteps()...) // the project directory's .env, now that it is known

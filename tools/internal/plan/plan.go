@@ -1,5 +1,11 @@
 // Package plan loads a compose project exactly as `docker compose` does and
 // computes, from git state, the image references and tags build will produce.
+//
+// Hostile input is refused with exit code 2 before any remote action: a
+// compose file over MaxComposeFileSize (4 MiB), alias cycles and alias
+// expansion bombs, unknown top-level keys (the compose schema allows only
+// x- extensions), and service names that do not make a valid default image
+// name <registry>/<project>-<service>.
 package plan
 
 import (

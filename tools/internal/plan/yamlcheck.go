@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	composecli "github.com/compose-spec/compose-go/v2/cli"
 	"go.yaml.in/yaml/v4"
 
 	"github.com/slipway-dev/slipway/tools/internal/exit"
@@ -54,6 +55,27 @@ func aliasCycle(n *yaml.Node, ancestors map[*yaml.Node]bool) *yaml.Node {
 	for _, c := range n.Content {
 		if bad := aliasCycle(c, ancestors); bad != nil {
 			return bad
+		}
+	}
+	return nil
+}
+
+// MaxComposeFileSize bounds each compose file slipway loads. Real compose
+// files are kilobytes; a larger one is a mistake or an attack on the YAML
+// parser, whose memory grows with the input.
+const MaxComposeFileSize = 4 << 20
+
+// limitFileSize refuses, before anything parses them, compose files over
+// MaxComposeFileSize.
+func limitFileSize(o *composecli.ProjectOptions) error {
+	for _, f := range o.ConfigPaths {
+		st, err := os.Stat(f)
+		if err != nil {
+			continue // the loader reports unreadable files
+		}
+		if st.Size() > MaxComposeFileSize {
+			return exit.Usagef("compose file %s is %d bytes, over slipway's limit of %d bytes (4 MiB) per compose file; "+
+				"remove what it does not need or split it with include: or several -f files", f, st.Size(), MaxComposeFileSize)
 		}
 	}
 	return nil

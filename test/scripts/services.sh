@@ -13,7 +13,7 @@
 #
 # State: $SLIPWAY_TEST_STATE (default <repo>/.state); env.json / env.sh there
 # describe everything for tests (Go: tools/internal/testenv) and scripts.
-# SLIPWAY_TARGETS=N changes the number of SSH targets (default 3).
+# SLIPWAY_TARGETS=N changes the number of SSH targets (default 3, at most 10).
 set -euo pipefail
 set -o errtrace
 
@@ -355,10 +355,12 @@ lock_state() {
 cmd_up() {
   local t0 sock
   t0=$(now_ms)
-  case "$NTARGETS" in '' | *[!0-9]*) die "SLIPWAY_TARGETS must be a number 0..9, got '$NTARGETS'" ;; esac
-  [ "$NTARGETS" -le 9 ] || die "SLIPWAY_TARGETS must be a number 0..9, got '$NTARGETS'"
+  # 10 at most: target i gets 10.213.0.(10+i), bridge 192.168.(200+i).1/24 and
+  # the address pool 172.(20+i).0.0/16, which leaves 172.16.0.0/12 beyond 11.
+  case "$NTARGETS" in '' | *[!0-9]*) die "SLIPWAY_TARGETS must be a number 0..10, got '$NTARGETS'" ;; esac
+  [ "$NTARGETS" -le 10 ] || die "SLIPWAY_TARGETS must be a number 0..10, got '$NTARGETS'"
   case "$STATE" in /*) ;; *) die "SLIPWAY_TEST_STATE must be an absolute path, got '$STATE'" ;; esac
-  sock=$(target_sock t1)
+  sock=$(target_sock "t$NTARGETS") # the longest name
   [ ${#sock} -lt 100 ] ||
     die "SLIPWAY_TEST_STATE is too long for unix socket paths ($sock, ${#sock} bytes; the limit is 107): use a shorter path"
   if [ "$(id -u)" != 0 ]; then

@@ -20,11 +20,18 @@ import (
 // /var/run/docker.sock) and are left out; so are paths holding ${VAR}, which
 // the server's .env decides, and bind sources that do not exist (compose
 // creates those directories on the server). A relative path that escapes
-// the project directory, or a required env_file that is missing, is an error.
+// the project directory, or a required env_file that is missing, is an error;
+// so is a path that leaves the project through a symbolic link (the link
+// itself, or one inside a referenced directory), since the upload would
+// carry the target's content from outside the project.
 func ReferencedFiles(m Model, projectDir string) ([]string, error) {
 	abs, err := filepath.Abs(projectDir)
 	if err != nil {
 		return nil, err
+	}
+	root, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil, fmt.Errorf("resolving the project directory %s: %w", abs, err)
 	}
 	seen := map[string]bool{}
 	var errs []error
@@ -60,6 +67,12 @@ func ReferencedFiles(m Model, projectDir string) ([]string, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", where, statErr))
 			return
 		}
+		if link, target := symlinkEscape(full, root); link != "" {
+			errs = append(errs, exit.Usagef("%s: %s is a symbolic link to %s, outside the project directory %s; "+
+				"the upload would carry a file from outside the project: copy the file into the project or use an absolute server path",
+				where, link, target, abs))
+			return
+		}
 		seen[filepath.ToSlash(rel)] = true
 	})
 	if len(errs) > 0 {
@@ -71,6 +84,35 @@ func ReferencedFiles(m Model, projectDir string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// symlinkEscape returns the first path at or below full (a file, or a
+// directory walked without following links) whose resolved target lies
+// outside root, with that target; "" when none does. Dangling links carry
+// nothing and are left to the upload to report.
+func symlinkEscape(full, root string) (link, target string) {
+	outside := func(p string) (string, bool) {
+		t, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			return "", false
+		}
+		rel, err := filepath.Rel(root, t)
+		return t, err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator))
+	}
+	if t, bad := outside(full); bad {
+		return full, t
+	}
+	_ = filepath.WalkDir(full, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink == 0 {
+			return nil
+		}
+		if t, bad := outside(p); bad {
+			link, target = p, t
+			return fs.SkipAll
+		}
+		return nil
+	})
+	return link, target
 }
 
 // optionalEnvFile reports whether every env_file entry naming p has

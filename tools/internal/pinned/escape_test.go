@@ -59,13 +59,17 @@ func TestReferencedFilesRefusesEscapes(t *testing.T) {
 			func(t *testing.T, dir string) { symlink(t, "../secret", filepath.Join(dir, "web.env")) },
 			[]string{"service web env_file web.env", "symbolic link to", "secret", "outside the project directory"}},
 		{"symlinked directory on the way", "services:\n  web:\n    volumes: ['./etc/shadow:/etc/shadow:ro']\n",
-			func(t *testing.T, dir string) { symlink(t, filepath.Join(filepath.Dir(dir), "etc"), filepath.Join(dir, "etc")) },
+			func(t *testing.T, dir string) {
+				symlink(t, filepath.Join(filepath.Dir(dir), "etc"), filepath.Join(dir, "etc"))
+			},
 			[]string{"service web volume ./etc/shadow", "symbolic link to", "outside the project directory"}},
 		{"symlink inside a mounted directory", "services:\n  web:\n    volumes: ['./conf:/etc/app:ro']\n",
 			func(t *testing.T, dir string) { symlink(t, "../../secret", filepath.Join(dir, "conf", "leak")) },
 			[]string{"service web volume ./conf", filepath.Join("conf", "leak"), "symbolic link to", "outside the project directory"}},
 		{"configs file through a symlink", "services:\n  web: {}\nconfigs:\n  app:\n    file: ./c.conf\n",
-			func(t *testing.T, dir string) { symlink(t, filepath.Join(filepath.Dir(dir), "secret"), filepath.Join(dir, "c.conf")) },
+			func(t *testing.T, dir string) {
+				symlink(t, filepath.Join(filepath.Dir(dir), "secret"), filepath.Join(dir, "c.conf"))
+			},
 			[]string{"configs.app.file ./c.conf", "symbolic link to", "outside the project directory"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

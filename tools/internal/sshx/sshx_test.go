@@ -533,7 +533,10 @@ func TestKeepaliveDetectsDeadPeer(t *testing.T) {
 	p := sshtest.NewProxy(t, s.Addr)
 	o := baseOpts(s, nil)
 	o.KnownHosts = sshtest.WriteKnownHosts(t, knownhosts.Line([]string{p.Addr}, s.HostKeys[sshtest.Ed25519].Public))
-	o.KeepaliveInterval = 100 * time.Millisecond
+	// Wide enough that a live but loaded sshd (CI runs deploy tests on the
+	// same two cores) is never taken for dead; a frozen one is still found in
+	// seconds, far inside the 30 s hang bound below.
+	o.KeepaliveInterval = time.Second
 	o.KeepaliveCount = 3
 	c := dial(t, "root@"+p.Addr, o)
 
@@ -573,8 +576,8 @@ func TestFrozenPeerSessionAndUpload(t *testing.T) {
 		p := sshtest.NewProxy(t, s.Addr)
 		o := baseOpts(s, nil)
 		o.HostKey = s.HostKeys[sshtest.Ed25519].Fingerprint
-		o.KeepaliveInterval = 100 * time.Millisecond
-		o.KeepaliveCount = 2
+		o.KeepaliveInterval = time.Second // see TestKeepaliveDetectsDeadPeer
+		o.KeepaliveCount = 3
 		return dial(t, "root@"+p.Addr, o), p
 	}
 	t.Run("new session", func(t *testing.T) {

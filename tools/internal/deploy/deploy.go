@@ -189,6 +189,14 @@ type hostRun struct {
 	plan     bytes.Buffer // --dry-run --json: this host's plan
 }
 
+// failUnchanged records a failure that happened before the host changed.
+func (r *hostRun) failUnchanged(log *progress.Logger, err error) {
+	r.res.Status = StatusFailed
+	r.res.err = err
+	r.res.Error = err.Error()
+	log.Printf("failed, nothing changed: %v", err)
+}
+
 // Deploy deploys the manifest's release to every host. The returned error
 // carries the exit code of the contract (exit.Code): 1 nothing changed, 2 bad
 // input, 4 failed and rolled back, 5 failed and left changed, 130 cancelled.
@@ -269,15 +277,9 @@ func Deploy(ctx context.Context, o Options) (*Result, error) {
 // deployHost runs the whole deploy on one host and records its outcome.
 func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, dockerConfig []byte, registries []string, r *hostRun) {
 	log := o.Log.With(r.name)
-	fail := func(err error) {
-		r.res.Status = StatusFailed
-		r.res.err = err
-		r.res.Error = err.Error()
-		log.Printf("failed, nothing changed: %v", err)
-	}
 	c, err := o.Target.dial(ctx, r.name, log)
 	if err != nil {
-		fail(err)
+		r.failUnchanged(log, err)
 		return
 	}
 	r.conn = c
@@ -291,20 +293,20 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 	}
 	facts, err := h.Probe(ctx)
 	if err != nil {
-		fail(err)
+		r.failUnchanged(log, err)
 		return
 	}
 	r.res.Dir = facts.Dir
 	r.res.Compose = string(facts.Compose)
 	r.res.Previous = facts.Current
 	if !facts.Writable {
-		fail(fmt.Errorf("deploy directory %s is not writable by the SSH user on %s: create it and chown it to that user, or choose another --dir", facts.Dir, r.name))
+		r.failUnchanged(log, fmt.Errorf("deploy directory %s is not writable by the SSH user on %s: create it and chown it to that user, or choose another --dir", facts.Dir, r.name))
 		return
 	}
 	log.Printf("docker %s, compose %s, dir %s, current release %s", facts.DockerVersion, composeName(facts), facts.Dir, orNone(short(facts.Current)))
 	lock, err := h.AcquireLock(ctx, lockInfo(o, b), o.LockWait, o.LockTTL)
 	if err != nil {
-		fail(err)
+		r.failUnchanged(log, err)
 		return
 	}
 	r.lock = lock
@@ -312,7 +314,7 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 	// whether releases/<commit> exists decides what a rollback removes.
 	rels, cur, err := h.Releases(ctx)
 	if err != nil {
-		fail(err)
+		r.failUnchanged(log, err)
 		return
 	}
 	facts.Current, r.res.Previous = cur, cur
@@ -334,12 +336,12 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 	r.d = d
 	files, err := releaseFiles(b, facts.Compose, facts.Dir, d.Previous, o, log)
 	if err != nil {
-		fail(err)
+		r.failUnchanged(log, err)
 		return
 	}
 	start := time.Now()
 	if err := h.Upload(ctx, commit, files); err != nil {
-		fail(err)
+		r.failUnchanged(log, err)
 		return
 	}
 	if !o.DryRun {
@@ -352,7 +354,7 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 				_ = h.RemoveRelease(cctx, commit)
 				cancel()
 			}
-			fail(err)
+			r.failUnchanged(log, err)
 			return
 		}
 		r.res.err = err

@@ -109,40 +109,34 @@ func closeRuns(ctx context.Context, t *Target, runs []*hostRun) {
 
 func rollbackHost(ctx context.Context, o *Options, to string, r *hostRun) {
 	log := o.Log.With(r.name)
-	fail := func(err error) {
-		r.res.Status = StatusFailed
-		r.res.err = err
-		r.res.Error = err.Error()
-		log.Printf("failed, nothing changed: %v", err)
-	}
 	c, err := o.Target.dial(ctx, r.name, log)
 	if err != nil {
-		fail(err)
+		r.failUnchanged(log, err)
 		return
 	}
 	r.conn = c
 	h := c.h
 	facts, err := h.Probe(ctx)
 	if err != nil {
-		fail(err)
+		r.failUnchanged(log, err)
 		return
 	}
 	r.res.Dir, r.res.Compose = facts.Dir, string(facts.Compose)
 	lock, err := h.AcquireLock(ctx, remote.LockInfo{Owner: whoami(), PID: os.Getpid(), BuildURL: o.Getenv("BUILD_URL"),
 		Command: "rollback", Time: time.Now().UTC().Format(time.RFC3339)}, o.LockWait, o.LockTTL)
 	if err != nil {
-		fail(err)
+		r.failUnchanged(log, err)
 		return
 	}
 	r.lock = lock
 	rels, current, err := h.Releases(ctx)
 	if err != nil {
-		fail(err)
+		r.failUnchanged(log, err)
 		return
 	}
 	target, err := pickRollback(rels, current, to)
 	if err != nil {
-		fail(err)
+		r.failUnchanged(log, err)
 		return
 	}
 	r.res.Release, r.res.Previous = target.Name, current
@@ -156,7 +150,7 @@ func rollbackHost(ctx context.Context, o *Options, to string, r *hostRun) {
 		}
 	}
 	if project == "" {
-		fail(fmt.Errorf("release %s has no readable release.json naming its compose project", target.Name))
+		r.failUnchanged(log, fmt.Errorf("release %s has no readable release.json naming its compose project", target.Name))
 		return
 	}
 	h.Project = project
@@ -179,7 +173,7 @@ func rollbackHost(ctx context.Context, o *Options, to string, r *hostRun) {
 	}
 	dockerConfig, logins, err := registryConfig(registries, envHosts, o.Getenv)
 	if err != nil {
-		fail(err)
+		r.failUnchanged(log, err)
 		return
 	}
 	strategy := Strategy(Recreate{})
@@ -198,7 +192,7 @@ func rollbackHost(ctx context.Context, o *Options, to string, r *hostRun) {
 	log.Printf("rolling back from %s to %s", orNone(short(current)), short(target.Name))
 	if err := strategy.Apply(ctx, d); err != nil {
 		if !d.Changed() {
-			fail(err)
+			r.failUnchanged(log, err)
 			return
 		}
 		r.res.err = err

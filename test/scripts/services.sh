@@ -125,8 +125,19 @@ ensure_agent_docker() {
     start_bg "$STATE/agent/dockerd.log" dockerd
     NOTE="started dockerd (log $STATE/agent/dockerd.log)"
   fi
+  wait_until 60 "dockerd" docker info && return 0
+  # Seen once right after a killed engine: its containerd still held its state and
+  # the new dockerd gave up waiting for containerd. One clean restart fixes it.
+  warn "dockerd did not answer within 60 s; restarting it once (log $STATE/agent/dockerd.log)"
+  pkill -x dockerd 2>/dev/null || true
+  sleep 3
+  pkill -9 -x dockerd 2>/dev/null || true
+  pkill -9 -f '/var/run/docker/containerd/containerd.toml' 2>/dev/null || true
+  rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid
+  start_bg "$STATE/agent/dockerd.log" dockerd
+  NOTE="started dockerd on the second try (log $STATE/agent/dockerd.log)"
   wait_until 60 "dockerd" docker info ||
-    die "the agent dockerd did not answer within 60 s; see $STATE/agent/dockerd.log"
+    die "the agent dockerd did not answer within 2 x 60 s; see $STATE/agent/dockerd.log"
 }
 
 # ---------------------------------------------------------------- bridge

@@ -13,6 +13,7 @@ import (
 
 	"github.com/slipway-dev/slipway/tools/internal/exit"
 	"github.com/slipway-dev/slipway/tools/internal/manifest"
+	"github.com/slipway-dev/slipway/tools/internal/testenv"
 )
 
 const (
@@ -420,7 +421,7 @@ func tool(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		if os.Getenv("CI") == "true" || os.Getenv("SLIPWAY_REQUIRE_SERVICES") == "1" {
+		if testenv.Required() {
 			t.Fatalf("%s is not installed (test/scripts/services.sh up installs it)", name)
 		}
 		t.Skipf("%s not installed", name)

@@ -141,13 +141,23 @@ func RequireDocker(t testing.TB) {
 	}
 }
 
-func required() bool {
+// Required says whether missing services fail tests (CI=true or
+// SLIPWAY_REQUIRE_SERVICES=1) rather than skip them.
+func Required() bool {
 	return os.Getenv("CI") == "true" || os.Getenv("SLIPWAY_REQUIRE_SERVICES") == "1"
+}
+
+// Recovery reports how long a fault took to recover from (from the fault to
+// the first moment everything asserted held again). test/scripts/reliability.sh
+// collects these lines from go test -v output into RELIABILITY.md.
+func Recovery(t testing.TB, d time.Duration) {
+	t.Helper()
+	t.Logf("RECOVERY %s", d.Round(time.Millisecond))
 }
 
 func unavailable(t testing.TB, err error) {
 	t.Helper()
-	if required() {
+	if Required() {
 		t.Fatalf("test services unavailable: %v; %s", err, hint)
 	}
 	t.Skipf("test services unavailable: %v; %s (set SLIPWAY_REQUIRE_SERVICES=1 to fail instead of skip)", err, hint)

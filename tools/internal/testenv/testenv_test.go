@@ -211,11 +211,11 @@ func TestUnavailable(t *testing.T) {
 	}
 	t.Setenv("CI", "")
 	t.Setenv("SLIPWAY_REQUIRE_SERVICES", "")
-	if required() {
-		t.Error("required() without CI or SLIPWAY_REQUIRE_SERVICES")
+	if Required() {
+		t.Error("Required() without CI or SLIPWAY_REQUIRE_SERVICES")
 	}
 	t.Setenv("CI", "true")
-	if !required() {
-		t.Error("required() false with CI=true")
+	if !Required() {
+		t.Error("Required() false with CI=true")
 	}
 }

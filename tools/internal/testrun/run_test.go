@@ -63,7 +63,7 @@ func requireStack(t *testing.T) (binDir, imageID string) {
 	t.Helper()
 	testenv.RequireDocker(t)
 	if _, err := composecli.Detect(context.Background()); err != nil {
-		if os.Getenv("CI") == "true" || os.Getenv("SLIPWAY_REQUIRE_SERVICES") == "1" {
+		if testenv.Required() {
 			t.Fatalf("compose CLI: %v", err)
 		}
 		t.Skipf("compose CLI: %v", err)

@@ -29,6 +29,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/slipway-dev/slipway/tools/internal/testenv"
 )
 
 // SSHD is the daemon binary; sshd insists on an absolute path (it re-executes itself).
@@ -85,7 +87,7 @@ type Server struct {
 func Require(t testing.TB) {
 	t.Helper()
 	if err := available(); err != nil {
-		if os.Getenv("CI") == "true" || os.Getenv("SLIPWAY_REQUIRE_SERVICES") == "1" {
+		if testenv.Required() {
 			t.Fatalf("sshd needed: %v (install openssh-server)", err)
 		}
 		t.Skipf("sshd not available: %v (install openssh-server)", err)

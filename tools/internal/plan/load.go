@@ -142,7 +142,7 @@ func loadCompose(ctx context.Context, opts Options, interpolate bool) (*types.Pr
 		if !dotEnv {
 			return nil
 		}
-		return []composecli.ProjectOptionsFn{composecli.WithEnvFiles(envFiles...), wrapStep("reading env file", composecli.WithDotEnv)}
+		return []composecli.ProjectOptionsFn{composecli.WithEnvFiles(envFiles...), limitEnvFileSize, wrapStep("reading env file", composecli.WithDotEnv)}
 	}
 
 	var fns []composecli.ProjectOptionsFn
@@ -206,6 +206,9 @@ func loadCompose(ctx context.Context, opts Options, interpolate bool) (*types.Pr
 	}
 	for _, f := range po.ConfigPaths {
 		if err := checkAliasCycles(f); err != nil {
+			return nil, src, err
+		}
+		if err := checkServiceEnvFiles(f); err != nil {
 			return nil, src, err
 		}
 	}

@@ -137,7 +137,7 @@ func Load(ctx context.Context, opts Options) (*Plan, error) {
 		svc := project.Services[n]
 		repo, err := ImageRepo(project.Name, n, svc.Image, opts.Registry)
 		if err != nil {
-			return nil, exit.With(exit.Usage, err)
+			return nil, exit.Usagef("%s: %v", strings.Join(project.ComposeFiles, ", "), err)
 		}
 		// web and worker sharing one image built the same way is a common
 		// pattern; two different builds into one repository would overwrite

@@ -7,7 +7,7 @@ BIN   := bin/slipway
 STATE ?= $(CURDIR)/.state
 export SLIPWAY_TEST_STATE := $(STATE)
 
-.PHONY: all build test test-go test-groovy services services-down demo demo-clean bench fuzz release lint docs clean
+.PHONY: all build test test-go test-groovy services services-down demo demo-clean bench fuzz reliability release lint docs clean
 
 all: build
 
@@ -45,6 +45,10 @@ bench: services build
 
 fuzz:
 	test/scripts/fuzz.sh $${FUZZTIME:-30s}
+
+# The fault and hostile-input suite, RUNS times each, rewriting RELIABILITY.md.
+reliability: services
+	$(GO) run ./test/reliability -runs $${RUNS:-3} -out RELIABILITY.md
 
 release:
 	test/scripts/release.sh

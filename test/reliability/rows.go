@@ -1,0 +1,123 @@
+package main
+
+// The rows of RELIABILITY.md: each names a fault or hostile input, the test
+// that injects it against real parts, and what that test asserts held.
+// Test is the name go test prints (subtests with spaces as underscores); the
+// row counts that test's passes. Cmd rows run a command instead.
+
+// Row is one line of the table.
+type Row struct {
+	Section string
+	Fault   string   // what was done
+	Held    string   // what the test asserts
+	Pkg     string   // package of Test
+	Test    string   // top-level test, or top-level/subtest
+	Cmd     []string // instead of Pkg/Test: a command, held when it exits 0
+	Runs    int      // times to run; 0 = the -runs flag
+}
+
+const (
+	secSSH      = "SSH"
+	secHostKeys = "Host keys"
+	secRegistry = "Registry"
+	secMulti    = "Multi-host"
+	secLocks    = "Locks"
+	secCancel   = "Cancellation"
+	secInput    = "Hostile and malformed input"
+	secSecrets  = "Secrets"
+)
+
+const (
+	pkgSSHX    = "./tools/internal/sshx"
+	pkgDeploy  = "./tools/internal/deploy"
+	pkgPush    = "./tools/internal/push"
+	pkgBuild   = "./tools/internal/build"
+	pkgTestrun = "./tools/internal/testrun"
+	pkgPlan    = "./tools/internal/plan"
+	pkgPinned  = "./tools/internal/pinned"
+	pkgCmd     = "./tools/cmd/slipway"
+	pkgSecrets = "./test/secrets"
+)
+
+var rows = []Row{
+	{Section: secSSH, Pkg: pkgSSHX, Test: "TestSilentServerTimesOut",
+		Fault: "server accepts TCP, then sends nothing",
+		Held:  "the dial fails with a handshake timeout within its bound; cancelling ends a hanging handshake"},
+	{Section: secSSH, Pkg: pkgSSHX, Test: "TestFrozenPeerSessionAndUpload",
+		Fault: "connection frozen (packets dropped) after the handshake: new session, upload, signal, closed channel",
+		Held:  "each times out within its bound with an error naming the host"},
+	{Section: secSSH, Pkg: pkgSSHX, Test: "TestCutConnectionFailsRun",
+		Fault: "connection cut while a remote command runs",
+		Held:  "the command fails promptly with a connection error"},
+	{Section: secSSH, Pkg: pkgSSHX, Test: "TestKeepaliveDetectsDeadPeer",
+		Fault: "peer dies silently (frozen proxy) on an idle connection",
+		Held:  "keepalive declares it dead within interval × count"},
+	{Section: secSSH, Pkg: pkgDeploy, Test: "TestIntegrationDeploy/connection_cut_during_upload",
+		Fault: "SSH connection cut after 2 MiB of a release upload (real target)",
+		Held:  "exit 1, the previous release serving, no release directory for the cut upload, lock released over a new connection"},
+	{Section: secSSH, Pkg: pkgDeploy, Test: "TestUploadCutLeavesNoRelease",
+		Fault: "upload cut at 100 B, 1 KiB, 2.6 KiB (logic test, fake server)",
+		Held:  "no release directory, current unchanged, lock released"},
+
+	{Section: secHostKeys, Pkg: pkgSSHX, Test: "TestUnknownHostRefused",
+		Fault: "host not in known_hosts (strict mode)",
+		Held:  "refused before authentication, fingerprint and the line to add printed"},
+	{Section: secHostKeys, Pkg: pkgSSHX, Test: "TestChangedHostKeyRefused",
+		Fault: "server key differs from known_hosts",
+		Held:  "refused with HOST KEY CHANGED"},
+	{Section: secHostKeys, Pkg: pkgSSHX, Test: "TestOneKnownKeyOfThree",
+		Fault: "server has ecdsa + ed25519 + rsa keys, known_hosts holds one of them",
+		Held:  "connects (the known algorithm is negotiated)"},
+	{Section: secHostKeys, Pkg: pkgSSHX, Test: "TestSSHRSAEntryUsesRSASHA2",
+		Fault: "known_hosts has an ssh-rsa entry",
+		Held:  "connects via rsa-sha2 signatures"},
+	{Section: secHostKeys, Pkg: pkgSSHX, Test: "TestProxyJump",
+		Fault: "target reached through a bastion (ProxyJump)",
+		Held:  "the bastion's own host key is verified: an unknown bastion is refused, and --host-key pins only the target"},
+	{Section: secHostKeys, Pkg: pkgSSHX, Test: "TestAgentAuthNoForwarding",
+		Fault: "authentication through ssh-agent",
+		Held:  "works; agent forwarding is never requested"},
+
+	// Registry, Multi-host, Locks and Secrets rows: see the whole-command and
+	// fault-proxy tests below.
+	{Section: secRegistry, Pkg: pkgPush, Test: "TestRetriesThroughAFlakyRegistry",
+		Fault: "fault proxy before the real registry answers two manifest PUTs with 503",
+		Held:  "the push succeeds on the third attempt, retries logged, the registry holds the pushed digest"},
+	{Section: secRegistry, Pkg: pkgPush, Test: "TestWrongPasswordFailsFastNamingTheRegistry",
+		Fault: "wrong registry password",
+		Held:  "fails at once (no retries), exit 1, naming the registry, the user and where the credentials came from"},
+
+	{Section: secMulti, Pkg: pkgDeploy, Test: "TestIntegrationMultiHost/broken_middle_host_stops_the_rollout_and_rolls_back_the_first",
+		Fault: "3 real hosts, one at a time; the release's web container exits on the second",
+		Held:  "exit 4; the first host rolled back, the third untouched; every host serves 1.0.0 and current names it"},
+
+	{Section: secLocks, Pkg: pkgDeploy, Test: "TestLock",
+		Fault: "a deploy finds another's lock; then a lock older than the TTL; then slipway unlock (logic test)",
+		Held:  "waits --lock-wait, fails naming owner, pid, time and build; the stale lock is taken over with a warning; unlock says whose lock it removed"},
+
+	{Section: secCancel, Pkg: pkgBuild, Test: "TestRealBuildCancelStopsTheBuild",
+		Fault: "cancel while a RUN step executes (real engine)",
+		Held:  "the build stops promptly, cancelled error, no build container left running"},
+	{Section: secCancel, Pkg: pkgTestrun, Test: "TestAbort",
+		Fault: "SIGTERM to `slipway test` while the test stack runs",
+		Held:  "exit 130, the test stack torn down (no containers, networks or volumes of the project left)"},
+	{Section: secCancel, Pkg: pkgDeploy, Test: "TestCancelRollsBackAndReleasesTheLock",
+		Fault: "cancel while the new release waits for its health gate (logic test)",
+		Held:  "exit 130, the previous release running and current, the lock released"},
+
+	{Section: secInput, Pkg: pkgPlan, Test: "TestHostileCompose",
+		Fault: "compose file over 4 MiB, billion-laughs alias bombs, unknown top-level key, service names that are no image name",
+		Held:  "exit 2 before anything else runs, naming the compose file and the problem"},
+	{Section: secInput, Pkg: pkgPlan, Test: "TestOversizeEnvFiles",
+		Fault: "env files over 1 MiB: --env-file, .env, env_file: in its three forms",
+		Held:  "exit 2 naming the file (and service); a file at the limit loads"},
+	{Section: secInput, Pkg: pkgPinned, Test: "TestReferencedFilesRefusesEscapes",
+		Fault: "bind mounts, env_file, configs and secrets pointing outside the project, directly or through symlinks",
+		Held:  "refused for upload with the service, field and path named"},
+	{Section: secInput, Cmd: []string{"test/scripts/fuzz.sh", "10s"}, Runs: 1,
+		Fault: "every fuzz target (compose loading and planning, tags, branch names, hosts, remote paths, manifest, release listing, quoting) for 10 s",
+		Held:  "no panic, no hang; every rejection an error"},
+	{Section: secInput, Cmd: []string{"test/groovy/run.sh", "QuotingTest"},
+		Fault: "Groovy steps' shell quoting: 400 random strings and a list of hostile ones (quotes, $, backticks, newlines) through sh",
+		Held:  "each reaches the process unchanged; the canary command never executes"},
+}

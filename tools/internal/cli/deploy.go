@@ -19,7 +19,7 @@ func deployCommand() *cli.Command {
 		&cli.StringFlag{Name: "smoke-url", Usage: "after the health gate GET `URL` from the server (through the SSH connection), expect 2xx, e.g. http://localhost:8080/health"},
 		&cli.IntFlag{Name: "keep", Value: deploy.DefaultKeep, Usage: "keep `N` releases per host (the current one included); older ones and their images are removed"},
 		&cli.DurationFlag{Name: "lock-wait", Usage: "wait up to `D` for another deploy's lock (default: fail at once)"},
-		&cli.DurationFlag{Name: "lock-ttl", Value: deploy.DefaultLockTTL, Usage: "a lock older than `D` is stale and taken over with a warning"},
+		&cli.DurationFlag{Name: "lock-ttl", Value: deploy.DefaultLockTTL, Usage: "a lock not renewed for `D` is stale (its holder died) and taken over with a warning; a running deploy renews its lock every D/4 (1s to 1m); negative: never stale"},
 		&cli.StringFlag{Name: "pre-deploy", Usage: "`\"SERVICE: COMMAND\"` run with compose run --rm on the new release before switching (migrations); failure aborts"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "print every remote action (commands, uploads) on stdout and change nothing"},
 		&cli.BoolFlag{Name: "json", Usage: "print the per-host result as JSON on stdout"},
@@ -40,7 +40,9 @@ func deployCommand() *cli.Command {
 			"runs the --pre-deploy hook, converges with `compose -p <project> up -d --remove-orphans`,\n" +
 			"waits for the health gate (and --smoke-url), then switches <dir>/current and prunes\n" +
 			"releases beyond --keep. A failure after the host changed re-deploys the previous release\n" +
-			"and prints the failing containers' last log lines.\n\n" +
+			"and prints the failing containers' last log lines. While it converges, <dir>/.slipway/deploying\n" +
+			"names the deploy; if it dies there (connection cut, agent killed), the next deploy or\n" +
+			"rollback warns about it and converges the host again, and slipway status shows it.\n\n" +
 			"--strategy rolling replaces only the services whose image or definition changed, in\n" +
 			"dependency order, honouring each one's deploy.update_config (parallelism, delay, order,\n" +
 			"failure_action, monitor): the new container starts beside the old one outside the\n" +

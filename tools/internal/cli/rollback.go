@@ -13,7 +13,7 @@ func rollbackCommand() *cli.Command {
 		&cli.DurationFlag{Name: "health-timeout", Value: deploy.DefaultHealthTimeout, Usage: "wait up to `D` for the release's containers to be running and healthy"},
 		&cli.StringFlag{Name: "smoke-url", Usage: "after the health gate GET `URL` from the server, expect 2xx"},
 		&cli.DurationFlag{Name: "lock-wait", Usage: "wait up to `D` for another deploy's lock"},
-		&cli.DurationFlag{Name: "lock-ttl", Value: deploy.DefaultLockTTL, Usage: "a lock older than `D` is stale and taken over with a warning"},
+		&cli.DurationFlag{Name: "lock-ttl", Value: deploy.DefaultLockTTL, Usage: "a lock not renewed for `D` is stale (its holder died) and taken over with a warning; a running deploy renews its lock every D/4 (1s to 1m); negative: never stale"},
 		&cli.BoolFlag{Name: "json", Usage: "print the per-host result as JSON on stdout"},
 	)
 	return &cli.Command{

@@ -12,8 +12,10 @@ func statusCommand() *cli.Command {
 		Usage:     "show each host's current release and its containers' state and health",
 		UsageText: "slipway status " + targetUsage + " [--json]",
 		Description: "status reads, per host: the release <dir>/current points to, who deployed it,\n" +
-			"when and from which build (its release.json), the deploy lock if held, and the state and\n" +
-			"health of every container of the compose project. It changes nothing.\n\n" +
+			"when and from which build (its release.json), the deploy lock if held, a deploy that is\n" +
+			"converging or was interrupted mid-converge (INTERRUPTED: the next deploy or rollback\n" +
+			"repairs it), and the state and health of every container of the compose project. It\n" +
+			"changes nothing.\n\n" +
 			"Examples:\n" +
 			"  slipway status --host deploy@app1.example.com --dir /srv/shop\n" +
 			"  slipway status --hosts-file hosts.txt --dir /srv/shop --json | jq '.[].current'\n\n" +

@@ -16,6 +16,7 @@ import (
 	"os/user"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/slipway-dev/slipway/tools/internal/deploy/remote"
@@ -29,7 +30,10 @@ import (
 const (
 	DefaultHealthTimeout = 2 * time.Minute
 	DefaultKeep          = 5
-	DefaultLockTTL       = 30 * time.Minute
+	// DefaultLockTTL is short because a running deploy renews its lock
+	// (every TTL/4, see remote.RenewInterval): only a dead holder's lock
+	// ages, and the next deploy should not wait long for it.
+	DefaultLockTTL = 5 * time.Minute
 )
 
 // Options configure Deploy.
@@ -45,7 +49,7 @@ type Options struct {
 	SmokeURL      string        // fetched through the SSH connection, expect 2xx
 	Keep          int           // releases kept per host, default 5
 	LockWait      time.Duration // wait this long for a held lock, default 0
-	LockTTL       time.Duration // a lock older than this is taken over; default 30m, negative never
+	LockTTL       time.Duration // a lock older than this is taken over; default 5m, negative never
 	PreDeploy     string        // "SERVICE: COMMAND" run on the new release before switching
 	DryRun        bool          // print every remote change instead of making it
 	JSON          bool          // stdout: the Result as JSON
@@ -81,6 +85,7 @@ type HostResult struct {
 	Plan          []string          `json:"plan,omitempty"` // --dry-run: the remote actions
 	Seconds       float64           `json:"seconds"`
 	Handshakes    int               `json:"handshakes"`
+	Interrupted   string            `json:"interrupted,omitempty"` // an earlier deploy that died mid-converge, repaired by this one
 
 	err error
 }
@@ -187,6 +192,12 @@ type hostRun struct {
 	fresh    bool         // releases/<commit> was created by this deploy
 	switched bool         // current was switched to the new release
 	plan     bytes.Buffer // --dry-run --json: this host's plan
+
+	target      *Target     // to reconnect when the connection dies
+	stopRenew   func()      // stops the lock's renewal
+	lockLost    atomic.Bool // renewal found the lock taken over
+	handshakes  int         // of connections that died and were replaced
+	interrupted *remote.Deploying
 }
 
 // failUnchanged records a failure that happened before the host changed.
@@ -227,7 +238,7 @@ func Deploy(ctx context.Context, o Options) (*Result, error) {
 	res := &Result{Command: "deploy", Project: b.m.Project, Release: b.m.Commit, Strategy: strategy.Name(), DryRun: o.DryRun}
 	runs := make([]*hostRun, len(hosts))
 	for i, h := range hosts {
-		runs[i] = &hostRun{name: h, res: &HostResult{Host: h, Status: StatusSkipped, Release: b.m.Commit}}
+		runs[i] = &hostRun{name: h, res: &HostResult{Host: h, Status: StatusSkipped, Release: b.m.Commit}, target: &o.Target}
 	}
 	// Locks and connections are released on every path, even after a cancel.
 	defer closeRuns(ctx, &o.Target, runs)
@@ -265,7 +276,7 @@ func Deploy(ctx context.Context, o Options) (*Result, error) {
 	}
 	for _, r := range runs {
 		if r.conn != nil {
-			r.res.Handshakes = r.conn.c.Handshakes()
+			r.res.Handshakes = r.handshakes + r.conn.c.Handshakes()
 		}
 		if r.plan.Len() > 0 {
 			r.res.Plan = strings.Split(strings.TrimRight(r.plan.String(), "\n"), "\n")
@@ -310,10 +321,15 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 		return
 	}
 	r.lock = lock
+	r.keepLock(o.LockTTL, log)
 	// Under the lock: current may have moved while we waited for it, and
 	// whether releases/<commit> exists decides what a rollback removes.
 	rels, cur, err := h.Releases(ctx)
 	if err != nil {
+		r.failUnchanged(log, err)
+		return
+	}
+	if err := r.checkInterrupted(ctx, "deploy", b.m.Commit); err != nil {
 		r.failUnchanged(log, err)
 		return
 	}
@@ -347,13 +363,22 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 	if !o.DryRun {
 		log.Done(fmt.Sprintf("upload of %d files", len(files)), start)
 	}
+	removeFresh := func() {
+		if r.fresh && !o.DryRun {
+			cctx, cancel := cleanupContext(ctx, 30*time.Second)
+			_ = h.RemoveRelease(cctx, commit)
+			cancel()
+		}
+	}
+	if err := r.beginConverge(ctx, "deploy", commit, facts.Current, buildURL(b.m.BuildURL, o.Getenv)); err != nil {
+		removeFresh()
+		r.failUnchanged(log, err)
+		return
+	}
 	if err := strategy.Apply(ctx, d); err != nil {
 		if !d.Changed() {
-			if r.fresh && !o.DryRun {
-				cctx, cancel := cleanupContext(ctx, 30*time.Second)
-				_ = h.RemoveRelease(cctx, commit)
-				cancel()
-			}
+			removeFresh()
+			r.endConverge(ctx)
 			r.failUnchanged(log, err)
 			return
 		}
@@ -374,6 +399,7 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 		return
 	}
 	r.switched = true
+	r.endConverge(ctx)
 	if o.DryRun {
 		r.res.Status = StatusPlanned
 		return
@@ -395,10 +421,26 @@ func revertHost(ctx context.Context, strategy Strategy, r *hostRun, why string) 
 	}
 	if why != "" {
 		log.Printf("rolling back to %s: %s", target, why)
+		// The host was consistent (on the new release); converging it back
+		// may be interrupted like any converge.
+		if err := d.Host.WriteDeploying(rctx, r.marker("rollback", d.Previous, d.Release, "")); err != nil {
+			log.Warnf("%v", err)
+		}
 	} else {
 		log.Printf("rolling back to %s", target)
 	}
 	err := strategy.Revert(rctx, d)
+	if err != nil && !d.Host.DryRun && !r.connAlive(rctx) {
+		// The connection died mid-converge while this process lives: roll
+		// back over a new one, as the lock is released over a new one.
+		log.Printf("the SSH connection to %s is gone (%v): reconnecting to roll back", r.name, err)
+		if derr := r.redial(rctx); derr != nil {
+			err = fmt.Errorf("%w; reconnecting failed: %v; %s/.slipway/deploying records the interrupted converge: the next slipway deploy or rollback on this host detects it and converges the host again (run it once %s is reachable)",
+				err, derr, d.Host.Dir, r.name)
+		} else {
+			err = strategy.Revert(rctx, d)
+		}
+	}
 	if err == nil && r.switched && d.Previous != "" {
 		err = d.Host.SwitchCurrent(rctx, d.Previous)
 	}
@@ -408,6 +450,7 @@ func revertHost(ctx context.Context, strategy Strategy, r *hostRun, why string) 
 		log.Printf("ROLLBACK FAILED, the host is left changed: %v", err)
 		return
 	}
+	r.endConverge(rctx)
 	if r.switched && d.Previous == "" {
 		// A first release that was switched and then taken down: no current.
 		if err := d.Host.RemoveCurrent(rctx); err != nil {

@@ -54,6 +54,12 @@ type fakeHost struct {
 	cut     int64  // >0: stdin of the upload session is cut after this many bytes
 	badAuth bool   // the fake registry refuses every login
 	failImg string // pulls of images containing this fail
+	// killOn: the first command containing it kills its connection (the
+	// command fails, as does every later one on that connection).
+	killOn      string
+	refuse      bool             // dials fail (the host is unreachable)
+	killRefuses bool             // killOn also makes later dials fail
+	onCmd       func(cmd string) // called before each command runs
 }
 
 func newFakeHost(t *testing.T, name string) *fakeHost {
@@ -96,6 +102,7 @@ func (f *fakeHost) conn() *fakeConn { return &fakeConn{h: f} }
 type fakeConn struct {
 	h      *fakeHost
 	closed bool
+	dead   bool
 }
 
 func (c *fakeConn) Handshakes() int { return 1 }
@@ -105,6 +112,19 @@ func (c *fakeConn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout,
 	f := c.h
 	f.mu.Lock()
 	f.cmds = append(f.cmds, cmd)
+	if f.killOn != "" && strings.Contains(cmd, f.killOn) {
+		f.killOn, c.dead = "", true
+		f.refuse = f.refuse || f.killRefuses
+	}
+	dead, onCmd := c.dead, f.onCmd
+	f.mu.Unlock()
+	if dead {
+		return errors.New("ssh: connection lost")
+	}
+	if onCmd != nil {
+		onCmd(cmd)
+	}
+	f.mu.Lock()
 	cut := f.cut
 	env := append([]string(nil), f.env...)
 	if f.badAuth {
@@ -156,6 +176,12 @@ func fakeDial(hosts ...*fakeHost) DialFunc {
 	return func(ctx context.Context, target string, opts sshx.Options) (Conn, error) {
 		for _, h := range hosts {
 			if h.name == target {
+				h.mu.Lock()
+				refuse := h.refuse
+				h.mu.Unlock()
+				if refuse {
+					return nil, fmt.Errorf("dial tcp %s:22: connect: connection refused", target)
+				}
 				return h.conn(), nil
 			}
 		}

@@ -35,17 +35,19 @@ func (o *InfoOptions) setDefaults() {
 
 // HostStatus is one host as `slipway status` reports it.
 type HostStatus struct {
-	Host       string              `json:"host"`
-	Dir        string              `json:"dir,omitempty"`
-	Docker     string              `json:"docker,omitempty"`
-	Compose    string              `json:"compose,omitempty"`
-	Current    string              `json:"current,omitempty"`
-	Release    *remote.ReleaseJSON `json:"release,omitempty"` // current's release.json
-	Releases   int                 `json:"releases"`
-	Lock       *remote.LockStatus  `json:"lock,omitempty"`
-	Containers []remote.Container  `json:"containers"`
-	Healthy    bool                `json:"healthy"` // every container passes the health gate's rules
-	Error      string              `json:"error,omitempty"`
+	Host        string              `json:"host"`
+	Dir         string              `json:"dir,omitempty"`
+	Docker      string              `json:"docker,omitempty"`
+	Compose     string              `json:"compose,omitempty"`
+	Current     string              `json:"current,omitempty"`
+	Release     *remote.ReleaseJSON `json:"release,omitempty"` // current's release.json
+	Releases    int                 `json:"releases"`
+	Lock        *remote.LockStatus  `json:"lock,omitempty"`
+	Deploying   *remote.Deploying   `json:"deploying,omitempty"`   // .slipway/deploying: a converge in progress or interrupted
+	Interrupted bool                `json:"interrupted,omitempty"` // Deploying's run is gone (see interruptedRun)
+	Containers  []remote.Container  `json:"containers"`
+	Healthy     bool                `json:"healthy"` // every container passes the health gate's rules
+	Error       string              `json:"error,omitempty"`
 }
 
 // HostReleases is one host's releases as `slipway releases` reports them.
@@ -129,6 +131,10 @@ func Status(ctx context.Context, o InfoOptions) ([]HostStatus, error) {
 		if st.Lock, err = c.h.ReadLock(ctx); err != nil {
 			return err
 		}
+		if st.Deploying, err = c.h.ReadDeploying(ctx); err != nil {
+			return err
+		}
+		st.Interrupted = interruptedRun(st.Deploying, st.Lock)
 		if st.Release == nil || st.Release.Project == "" || f.DockerVersion == "" {
 			st.Containers = []remote.Container{}
 			return nil
@@ -197,6 +203,12 @@ func printStatus(w io.Writer, sts []HostStatus) {
 		if st.Lock != nil {
 			fmt.Fprintf(w, "  locked: %s\n", (&remote.LockHeldError{Info: st.Lock.Info, Age: st.Lock.Age}).Error())
 		}
+		switch {
+		case st.Interrupted:
+			fmt.Fprintf(w, "  INTERRUPTED: %s died mid-converge; the containers may run a mix of releases; the next slipway deploy or rollback converges the host again\n", st.Deploying)
+		case st.Deploying != nil:
+			fmt.Fprintf(w, "  converging: %s\n", st.Deploying)
+		}
 		if len(st.Containers) > 0 {
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "  SERVICE\tCONTAINER\tSTATE\tHEALTH\tRELEASE")
@@ -206,6 +218,19 @@ func printStatus(w io.Writer, sts []HostStatus) {
 			tw.Flush()
 		}
 	}
+}
+
+// interruptedRun says whether the run that wrote the deploying marker is
+// gone: it no longer holds the lock, or the lock was not renewed for longer
+// than the default TTL (a live deploy renews it every TTL/4).
+func interruptedRun(m *remote.Deploying, lock *remote.LockStatus) bool {
+	if m == nil {
+		return false
+	}
+	if lock == nil || m.Token == "" || lock.Info.Token != m.Token {
+		return true
+	}
+	return lock.Age > DefaultLockTTL
 }
 
 func dash(s string) string {

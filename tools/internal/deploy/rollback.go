@@ -24,7 +24,7 @@ type RollbackOptions struct {
 	HealthTimeout time.Duration // default 2m
 	SmokeURL      string
 	LockWait      time.Duration
-	LockTTL       time.Duration // default 30m
+	LockTTL       time.Duration // default 5m (DefaultLockTTL), negative never
 	JSON          bool
 	Stdout        io.Writer
 	Log           *progress.Logger
@@ -52,7 +52,7 @@ func Rollback(ctx context.Context, ro RollbackOptions) (*Result, error) {
 	res := &Result{Command: "rollback", Release: ro.To}
 	runs := make([]*hostRun, len(hosts))
 	for i, h := range hosts {
-		runs[i] = &hostRun{name: h, res: &HostResult{Host: h, Status: StatusSkipped}}
+		runs[i] = &hostRun{name: h, res: &HostResult{Host: h, Status: StatusSkipped}, target: &o.Target}
 	}
 	defer closeRuns(ctx, &o.Target, runs)
 	fanOut(ctx, len(runs), o.Parallel, false, func(ctx context.Context, i int) bool {
@@ -67,7 +67,7 @@ func Rollback(ctx context.Context, ro RollbackOptions) (*Result, error) {
 	})
 	for _, r := range runs {
 		if r.conn != nil {
-			r.res.Handshakes = r.conn.c.Handshakes()
+			r.res.Handshakes = r.handshakes + r.conn.c.Handshakes()
 		}
 	}
 	if res.Release == "" && len(runs) == 1 {
@@ -89,8 +89,11 @@ func closeRuns(ctx context.Context, t *Target, runs []*hostRun) {
 		n++
 		go func() {
 			defer func() { done <- struct{}{} }()
+			if r.stopRenew != nil {
+				r.stopRenew()
+			}
 			err := r.lock.Release(cctx)
-			r.res.Handshakes = r.conn.c.Handshakes()
+			r.res.Handshakes = r.handshakes + r.conn.c.Handshakes()
 			r.conn.c.Close()
 			if err != nil && r.lock != nil {
 				// The connection died (a cut during upload, say): the lock is
@@ -129,6 +132,7 @@ func rollbackHost(ctx context.Context, o *Options, to string, r *hostRun) {
 		return
 	}
 	r.lock = lock
+	r.keepLock(o.LockTTL, log)
 	rels, current, err := h.Releases(ctx)
 	if err != nil {
 		r.failUnchanged(log, err)
@@ -136,6 +140,10 @@ func rollbackHost(ctx context.Context, o *Options, to string, r *hostRun) {
 	}
 	target, err := pickRollback(rels, current, to)
 	if err != nil {
+		r.failUnchanged(log, err)
+		return
+	}
+	if err := r.checkInterrupted(ctx, "rollback", target.Name); err != nil {
 		r.failUnchanged(log, err)
 		return
 	}
@@ -190,8 +198,13 @@ func rollbackHost(ctx context.Context, o *Options, to string, r *hostRun) {
 	}
 	r.d = d
 	log.Printf("rolling back from %s to %s", orNone(short(current)), short(target.Name))
+	if err := r.beginConverge(ctx, "rollback", target.Name, current, o.Getenv("BUILD_URL")); err != nil {
+		r.failUnchanged(log, err)
+		return
+	}
 	if err := strategy.Apply(ctx, d); err != nil {
 		if !d.Changed() {
+			r.endConverge(ctx)
 			r.failUnchanged(log, err)
 			return
 		}
@@ -211,6 +224,7 @@ func rollbackHost(ctx context.Context, o *Options, to string, r *hostRun) {
 		revertHost(ctx, strategy, r, "")
 		return
 	}
+	r.endConverge(ctx)
 	r.res.Status = StatusDeployed
 	log.Printf("now on release %s (was %s)", short(target.Name), orNone(short(current)))
 }

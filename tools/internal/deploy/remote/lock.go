@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -55,6 +56,7 @@ func (e *LockHeldError) Is(target error) bool { return target == ErrLockHeld }
 
 // Lock is a held deploy lock.
 type Lock struct {
+	mu    sync.Mutex
 	h     *Host
 	token string
 }
@@ -194,7 +196,7 @@ func (l *Lock) Release(ctx context.Context) error {
 	if l == nil {
 		return nil
 	}
-	return l.ReleaseOn(ctx, l.h)
+	return l.ReleaseOn(ctx, l.host())
 }
 
 // ReleaseOn releases the lock through another Host value for the same server
@@ -256,5 +258,106 @@ func (h *Host) ForceUnlock(ctx context.Context) (*LockStatus, error) {
 func (h *Host) logf(format string, a ...any) {
 	if h.Log != nil {
 		h.Log.Printf(format, a...)
+	}
+}
+
+// ErrLockLost says the lock's info no longer holds this deploy's token:
+// another deploy took it over (it found it stale) or someone ran unlock.
+var ErrLockLost = errors.New("the deploy lock is no longer this deploy's")
+
+// Renew touches the lock's info, so that its age (its mtime) stays below
+// every TTL while this deploy runs, but only while it still holds this
+// deploy's token. It returns ErrLockLost when it does not.
+func (l *Lock) Renew(ctx context.Context) error {
+	h := l.host()
+	if h.DryRun {
+		return nil
+	}
+	script := h.dirVar() + `i="$d/.slipway/lock/info"
+if grep -qF ` + q(`"token":"`+l.token+`"`) + ` "$i" 2>/dev/null; then touch "$i" && echo renewed; else echo lost; fi`
+	out, err := h.runQuiet(ctx, "renew lock", script, nil)
+	if err != nil {
+		return fmt.Errorf("renewing the deploy lock %s/.slipway/lock: %w", h.Dir, err)
+	}
+	if strings.TrimSpace(string(out)) != "renewed" {
+		return fmt.Errorf("%w (%s/.slipway/lock holds another token: taken over as stale, or removed by slipway unlock)", ErrLockLost, h.Dir)
+	}
+	return nil
+}
+
+// Token is the holder token this deploy wrote into the lock's info.
+func (l *Lock) Token() string { return l.token }
+
+// SetHost moves the lock's renewal and release to another Host value for
+// the same server (a new connection, when the one that took it died).
+func (l *Lock) SetHost(h *Host) {
+	l.mu.Lock()
+	l.h = h
+	l.mu.Unlock()
+}
+
+func (l *Lock) host() *Host {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.h
+}
+
+// RenewInterval is how often a held lock is renewed: a quarter of the TTL,
+// so that three renewals in a row may fail (a slow or briefly cut
+// connection) before another deploy may take it over, bounded to 1s..1m.
+// A negative TTL (never stale for this deploy) still renews every minute:
+// another deploy's --lock-ttl decides whether it takes the lock over.
+func RenewInterval(ttl time.Duration) time.Duration {
+	iv := ttl / 4
+	switch {
+	case ttl <= 0 || iv > time.Minute:
+		return time.Minute
+	case iv < time.Second:
+		return time.Second
+	}
+	return iv
+}
+
+// KeepAlive renews the lock every interval until the returned stop is
+// called (stop waits for a renewal in flight). onLost is called once, from
+// the renewal goroutine, when the lock turns out to be someone else's;
+// renewal then stops. Failures to reach the server are logged and retried
+// at the next tick.
+func (l *Lock) KeepAlive(interval time.Duration, onLost func(error)) (stop func()) {
+	if l == nil || l.h.DryRun {
+		return func() {}
+	}
+	// Stopping cancels a renewal in flight: the release follows at once.
+	parent, cancelAll := context.WithCancel(context.Background())
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-parent.Done():
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(parent, max(interval, 10*time.Second))
+			err := l.Renew(ctx)
+			cancel()
+			switch {
+			case parent.Err() != nil:
+				return
+			case errors.Is(err, ErrLockLost):
+				if onLost != nil {
+					onLost(err)
+				}
+				return
+			case err != nil:
+				l.host().logf("warning: %v (retrying in %s)", err, interval)
+			}
+		}
+	}()
+	return func() {
+		cancelAll()
+		<-finished
 	}
 }

@@ -7,15 +7,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -236,6 +232,12 @@ func TestSampleAppBuildPushPin(t *testing.T) {
 // with that one service.
 func tinyImage(t *testing.T, ref string) (*manifest.Manifest, string) {
 	t.Helper()
+	return payloadImage(t, ref, []byte(randomName(t)))
+}
+
+// payloadImage is tinyImage with one layer holding payload.
+func payloadImage(t *testing.T, ref string, payload []byte) (*manifest.Manifest, string) {
+	t.Helper()
 	eng, err := engine.New(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -243,7 +245,7 @@ func tinyImage(t *testing.T, ref string) (*manifest.Manifest, string) {
 	defer eng.Close()
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY id /\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "id"), []byte(randomName(t)), 0o644)
+	os.WriteFile(filepath.Join(dir, "id"), payload, 0o644)
 	os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte("services:\n  tiny:\n    build: .\n"), 0o644)
 	i := strings.LastIndex(ref, ":")
 	repo, tg := ref[:i], ref[i+1:]
@@ -344,71 +346,20 @@ func TestUnreachableRegistry(t *testing.T) {
 	}
 }
 
-// flakyRegistry is a plain-HTTP proxy on 127.0.0.1 (an insecure registry
-// for the engine by default) in front of the real TLS registry, failing the
-// first n manifest PUTs with 503.
-type flakyRegistry struct {
-	addr     string
-	mu       sync.Mutex
-	failLeft int
-	puts     int
-}
-
-func startFlaky(t *testing.T, env *testenv.Env, failures int) *flakyRegistry {
+// startFlaky is a fault proxy that fails the first n manifest PUTs with 503.
+func startFlaky(t *testing.T, env *testenv.Env, failures int) (*faultProxy, *faultRule) {
 	t.Helper()
-	client, err := env.RegistryHTTPClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &flakyRegistry{addr: ln.Addr().String(), failLeft: failures}
-	upstream, _ := url.Parse("https://" + env.Registry)
-	rp := &httputil.ReverseProxy{
-		Transport: client.Transport,
-		Rewrite: func(r *httputil.ProxyRequest) {
-			r.SetURL(upstream)
-			r.Out.Header.Set("X-Forwarded-Proto", "http")
-			r.Out.Header.Set("X-Forwarded-Host", f.addr)
-		},
-	}
-	rp.ModifyResponse = func(resp *http.Response) error {
-		if loc := resp.Header.Get("Location"); loc != "" {
-			resp.Header.Set("Location", strings.Replace(loc, "https://"+env.Registry, "http://"+f.addr, 1))
-		}
-		return nil
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") {
-			f.mu.Lock()
-			f.puts++
-			fail := f.failLeft > 0
-			if fail {
-				f.failLeft--
-			}
-			f.mu.Unlock()
-			if fail {
-				io.Copy(io.Discard, r.Body)
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusServiceUnavailable)
-				json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]string{{"code": "UNAVAILABLE", "message": "injected by the test"}}})
-				return
-			}
-		}
-		rp.ServeHTTP(w, r)
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return f
+	p := startFaultProxy(t, env)
+	rule := p.Add(&faultRule{Name: "503 on manifest PUT", Match: isManifestPut, Times: failures,
+		Fault: fault{Status: http.StatusServiceUnavailable, Body: registryError("UNAVAILABLE", "injected by the test")}})
+	return p, rule
 }
 
 func TestRetriesThroughAFlakyRegistry(t *testing.T) {
 	env := testenv.Require(t)
-	flaky := startFlaky(t, env, 2)
+	flaky, rule := startFlaky(t, env, 2)
 	name := "slipway-it/" + randomName(t)
-	m, path := tinyImage(t, flaky.addr+"/"+name+":v1")
+	m, _ := tinyImage(t, flaky.addr+"/"+name+":v1")
 	var logbuf bytes.Buffer
 	cfg := Config{Auth: regauth.New(regauth.Options{Getenv: credEnv(env.RegistryUser, env.RegistryPassword, nil), EnvHosts: []string{flaky.addr}}),
 		Log: progress.New(&logbuf), Retry: Retry{Attempts: 4, Initial: 100 * time.Millisecond, Max: time.Second}}
@@ -417,20 +368,21 @@ func TestRetriesThroughAFlakyRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	_ = path
 	digests, err := Images(context.Background(), eng, m, cfg)
+	done := time.Now()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, logbuf.String())
 	}
-	if flaky.puts < 3 {
-		t.Errorf("%d manifest PUTs, want 3 (two failures, then success)", flaky.puts)
+	if n := flaky.Seen(rule); n != 3 {
+		t.Errorf("%d manifest PUTs, want 3 (two failures, then success)", n)
 	}
-	if !strings.Contains(logbuf.String(), "retrying in") {
-		t.Errorf("retries not logged:\n%s", logbuf.String())
+	if n := strings.Count(logbuf.String(), "retrying in"); n != 2 {
+		t.Errorf("%d retries logged, want 2:\n%s", n, logbuf.String())
 	}
 	if got := registryDigest(t, env, env.Registry, name, "v1"); got != digests["tiny"] {
 		t.Errorf("registry has %s, push recorded %s", got, digests["tiny"])
 	}
+	testenv.Recovery(t, done.Sub(flaky.First(rule)))
 }
 
 func TestPartialReleasePushesWithoutPinnedFile(t *testing.T) {

@@ -356,6 +356,13 @@ func explain(what string, err error, a regauth.Auth, store *regauth.Store) error
 	case engine.KindRetryable:
 		return fmt.Errorf("%s\nregistry %s kept failing; try again later", base, a.Host)
 	}
+	var se *engine.StreamError
+	if errors.As(err, &se) {
+		// The engine's push call succeeded but its stream carried the
+		// registry's (or the engine's) refusal: say where, and why it was
+		// not retried.
+		return fmt.Errorf("%s\nthe Docker engine reported this while pushing to registry %s; it is not a transient error, so it was not retried: check the image and the registry's log", base, a.Host)
+	}
 	return errors.New(base)
 }
 

@@ -12,6 +12,11 @@ import (
 // Retry is a bounded exponential backoff for transient registry errors
 // (429, 5xx, connection resets, timeouts). Authentication, TLS and
 // unreachable-registry errors are never retried: waiting will not fix them.
+//
+// A registry's Retry-After is not honoured because slipway never sees it:
+// the engine passes on only the registry's error text (a 429 arrives as
+// "toomanyrequests: ..." in the push stream), never its headers; the
+// backoff below is the wait (TestRegistryFault429ThenSuccess).
 type Retry struct {
 	Attempts int           // total tries, at least 1
 	Initial  time.Duration // wait before the second try

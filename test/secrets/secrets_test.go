@@ -66,6 +66,111 @@ func TestSecretsPipelineLeaksNothing(t *testing.T) {
 	})
 }
 
+// jenkinsfile is the pipeline the Jenkins variant runs: Jenkinsfile.example's
+// steps, with every secret a Jenkins credential (the build arg a secret-text
+// credential bound around buildImages).
+const jenkinsfile = `@Library('slipway@v0.1.0') _
+
+pipeline {
+    agent any
+    parameters {
+        string(name: 'REGISTRY', defaultValue: '')
+        string(name: 'PROJECT', defaultValue: '')
+        string(name: 'HOST', defaultValue: '')
+        string(name: 'DIR', defaultValue: '')
+        string(name: 'SMOKE', defaultValue: '')
+    }
+    stages {
+        stage('Build') {
+            steps {
+                withCredentials([string(credentialsId: 'build-token', variable: 'SLW_BUILD_TOKEN')]) {
+                    buildImages(registry: params.REGISTRY, projectName: params.PROJECT, pull: true, registryCredentialsId: 'registry')
+                }
+            }
+        }
+        stage('Test') {
+            steps {
+                runTests(timeout: '10m')
+            }
+        }
+        stage('Push') {
+            steps {
+                pushImages(registryCredentialsId: 'registry')
+            }
+        }
+        stage('Deploy') {
+            steps {
+                deployCompose(hosts: [params.HOST], dir: params.DIR, sshCredentialsId: 'deploy-ssh',
+                              knownHostsCredentialsId: 'deploy-known-hosts', registryCredentialsId: 'registry',
+                              envFileCredentialsId: 'app-env', smokeUrl: params.SMOKE, healthTimeout: '4m')
+            }
+        }
+    }
+    post {
+        always {
+            archiveArtifacts artifacts: 'slipway-release.json, slipway-compose.pinned.yml', allowEmptyArchive: true
+        }
+    }
+}
+`
+
+// TestSecretsJenkinsPipelineLeaksNothing is the same run through the
+// project's Jenkins harness (test/groovy/pipeline.sh: the library's steps,
+// real sh, credentials bound by withCredentials into files under
+// <workspace>@tmp and environment variables), with the real binary
+// (SLIPWAY_BIN): what a Jenkins user runs. The pipeline log joins the
+// searched logs, the workspace's @tmp and the archive the searched files.
+func TestSecretsJenkinsPipelineLeaksNothing(t *testing.T) {
+	if _, err := exec.LookPath("java"); err != nil {
+		if _, err := os.Stat("/usr/lib/jvm/default-java/bin/java"); err != nil {
+			t.Skip("no java: the Jenkins harness needs it (apt-get install default-jre-headless groovy junit4)")
+		}
+	}
+	r := setupLeakRun(t, "j")
+	jf := filepath.Join(r.dirs["bin"], "Jenkinsfile")
+	creds := filepath.Join(r.dirs["creds"], "credentials.json")
+	archive := filepath.Join(filepath.Dir(r.ws), "archive")
+	if err := os.WriteFile(jf, []byte(jenkinsfile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(creds, []byte(mustJSON(map[string]any{
+		"registry":           map[string]string{"type": "usernamePassword", "username": r.regUser, "password": r.regPW.value},
+		"deploy-ssh":         map[string]string{"type": "sshUserPrivateKey", "username": r.tg.User, "privateKeyFile": r.keyFile, "passphrase": r.pass.value},
+		"deploy-known-hosts": map[string]string{"type": "file", "path": r.tg.KnownHosts},
+		"app-env":            map[string]string{"type": "file", "path": r.envFile},
+		"build-token":        map[string]string{"type": "string", "secret": r.arg.value},
+	})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.check(t, func(ctx context.Context) []*run {
+		x := &run{name: "Jenkins pipeline log (test/groovy/pipeline.sh)"}
+		cmd := exec.CommandContext(ctx, filepath.Join(r.root, "test/groovy/pipeline.sh"),
+			"--workspace", r.ws, "--credentials", creds, "--archive", archive,
+			"--param", "REGISTRY="+r.prefix, "--param", "PROJECT="+r.project,
+			"--param", "HOST="+r.tg.Host, "--param", "DIR="+r.deployDir,
+			"--param", fmt.Sprintf("SMOKE=http://127.0.0.1:%d/healthz", r.port),
+			"--env", "SLIPWAY_BIN="+r.bin, "--env", "SLIPWAY_FIXTURE_REGISTRY="+r.svc.FixtureRegistry,
+			jf)
+		// The agent's environment holds no secret: Jenkins binds them per step.
+		for _, e := range r.env() {
+			if !strings.HasPrefix(e, "SLIPWAY_REGISTRY_") && !strings.HasPrefix(e, "SLIPWAY_SSH_") && !strings.HasPrefix(e, "SLW_") {
+				cmd.Env = append(cmd.Env, e)
+			}
+		}
+		cmd.Stdout, cmd.Stderr = &x.stdout, &x.stderr
+		t0 := time.Now()
+		x.err = cmd.Run()
+		t.Logf("%s: %s in %s", x.name, errOrOK(x.err), time.Since(t0).Round(100*time.Millisecond))
+		if testing.Verbose() {
+			t.Logf("pipeline log (any secret redacted), last lines:\n%s", tail(redact(x.stdout.String()+x.stderr.String(), r.ns)))
+		}
+		return []*run{x}
+	}, r.ws+"@tmp", archive)
+	if _, err := os.Stat(filepath.Join(archive, "slipway-release.json")); err != nil {
+		t.Errorf("the pipeline archived no slipway-release.json: %v", err)
+	}
+}
+
 // leakRun is one pipeline run's secrets, names and directories.
 type leakRun struct {
 	svc       *services

@@ -10,8 +10,10 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,7 +61,30 @@ func TestIntegrationMultiHost(t *testing.T) {
 
 	t.Run("broken middle host stops the rollout and rolls back the first", func(t *testing.T) {
 		third := s.containers(t, tgs[2])
+		// Every host must answer with a healthy version (old or new) at
+		// every sample while the rollout runs and is rolled back: the
+		// rolling strategy starts each new container beside the old one.
+		poll := pollVersions(s, tgs, 100*time.Millisecond, "1.0.0", "2.0.0")
 		r := s.deploy(t, "broken-on-t2", "rolling", nil) // one host at a time
+		samples := poll()
+		bad := 0
+		seen := map[string]int{}
+		for _, smp := range samples {
+			seen[smp.host+" "+smp.got]++
+			if !smp.ok {
+				bad++
+				if bad <= 10 {
+					t.Errorf("%s at %s: %q, want a healthy version", smp.host, smp.at.Format("15:04:05.000"), smp.got)
+				}
+			}
+		}
+		t.Logf("polled every host every 100ms during the deploy: %d samples, %d without a healthy version; answers %v", len(samples), bad, seen)
+		if len(samples) < 3*10 {
+			t.Errorf("only %d samples", len(samples))
+		}
+		if seen[tgs[0].Host+" 2.0.0"] == 0 {
+			t.Errorf("the first host was never seen on the new release: the polling missed the rollout")
+		}
 		wantCode(t, r, exit.RolledBack)
 		want := []string{StatusRolledBack, StatusRolledBack, StatusSkipped}
 		for i, h := range r.res.Hosts {
@@ -117,6 +142,47 @@ func TestIntegrationMultiHost(t *testing.T) {
 			t.Errorf("error: %v", r.err)
 		}
 	})
+}
+
+type versionSample struct {
+	host, got string
+	at        time.Time
+	ok        bool
+}
+
+// pollVersions GETs /version on every host every interval until the
+// returned stop is called, which returns the samples.
+func pollVersions(s *rollSite, tgs []testenv.Target, interval time.Duration, healthy ...string) (stop func() []versionSample) {
+	done := make(chan struct{})
+	var mu sync.Mutex
+	var out []versionSample
+	var wg sync.WaitGroup
+	for _, tg := range tgs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(interval)
+			defer t.Stop()
+			for {
+				at := time.Now()
+				got := s.version(tg)
+				smp := versionSample{host: tg.Host, got: got, at: at, ok: slices.Contains(healthy, got)}
+				mu.Lock()
+				out = append(out, smp)
+				mu.Unlock()
+				select {
+				case <-done:
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	}
+	return func() []versionSample {
+		close(done)
+		wg.Wait()
+		return out
+	}
 }
 
 // TestRolloutBench is test/bench/rollout.sh (make bench): it runs only with

@@ -25,6 +25,10 @@ type run struct {
 	name           string
 	stdout, stderr bytes.Buffer
 	err            error
+	// wantFail is the message a command run to fail must print (a wrong
+	// secret: error paths are where input tends to be echoed); "" for a
+	// command that must succeed.
+	wantFail string
 }
 
 // TestSecretsPipelineLeaksNothing runs build -> test -> push -> deploy of the
@@ -37,33 +41,62 @@ type run struct {
 // daemons' logs and metadata) or on the server (deploy dir, the deploy user's
 // home, /tmp, the engine's metadata), except the release's .env, the app's
 // runtime secret file by design (mode 0600).
+//
+// After the deploy, two runs with a wrong (equally hostile) secret must fail
+// with their usual message and leak neither secret: a push with a wrong
+// registry password and a deploy with a wrong key passphrase.
 func TestSecretsPipelineLeaksNothing(t *testing.T) {
 	r := setupLeakRun(t, "b")
+	wrongPW := newSecret("wrong registry password", "wrg")
+	wrongPass := newSecret("wrong SSH key passphrase", "xsh")
+	r.ns = append(r.ns, wrongPW.needles(map[string]string{"user:password": r.regUser + ":" + wrongPW.value})...)
+	r.ns = append(r.ns, wrongPass.needles(nil)...)
+	deploy := []string{"deploy", "--host", r.tg.User + "@" + r.tg.addr(), "--dir", r.deployDir, "--identity", r.keyFile,
+		"--known-hosts", r.tg.KnownHosts, "--env-file", r.envFile, "--health-timeout", "4m",
+		"--smoke-url", fmt.Sprintf("http://127.0.0.1:%d/healthz", r.port)}
+	steps := []struct {
+		args     []string
+		env      map[string]string
+		wantFail string
+	}{
+		{args: []string{"build", "-p", r.project, "--registry", r.prefix, "--pull"}},
+		{args: []string{"test", "--timeout", "10m"}},
+		{args: []string{"push"}},
+		{args: deploy},
+		{args: []string{"push"}, env: map[string]string{"SLIPWAY_REGISTRY_PASSWORD": wrongPW.value}, wantFail: "refused the credentials"},
+		{args: deploy, env: map[string]string{"SLIPWAY_SSH_PASSPHRASE": wrongPass.value}, wantFail: "SLIPWAY_SSH_PASSPHRASE"},
+	}
 	r.check(t, func(ctx context.Context) []*run {
-		steps := [][]string{
-			{"build", "-p", r.project, "--registry", r.prefix, "--pull"},
-			{"test", "--timeout", "10m"},
-			{"push"},
-			{"deploy", "--host", r.tg.User + "@" + r.tg.addr(), "--dir", r.deployDir, "--identity", r.keyFile,
-				"--known-hosts", r.tg.KnownHosts, "--env-file", r.envFile, "--health-timeout", "4m",
-				"--smoke-url", fmt.Sprintf("http://127.0.0.1:%d/healthz", r.port)},
-		}
 		var runs []*run
-		for _, args := range steps {
-			x := &run{name: "slipway " + args[0]}
-			cmd := exec.CommandContext(ctx, r.bin, args...)
+		for _, st := range steps {
+			x := &run{name: "slipway " + st.args[0], wantFail: st.wantFail}
+			if st.wantFail != "" {
+				x.name += " with a " + strings.Join(keys(st.env), ", ") + " that is wrong"
+			}
+			cmd := exec.CommandContext(ctx, r.bin, st.args...)
 			cmd.Dir, cmd.Env = r.ws, r.env()
+			for k, v := range st.env {
+				cmd.Env = append(cmd.Env, k+"="+v) // the last one wins
+			}
 			cmd.Stdout, cmd.Stderr = &x.stdout, &x.stderr
 			t0 := time.Now()
 			x.err = cmd.Run()
 			runs = append(runs, x)
 			t.Logf("%s: %s in %s", x.name, errOrOK(x.err), time.Since(t0).Round(100*time.Millisecond))
-			if x.err != nil {
+			if x.err != nil && x.wantFail == "" {
 				break // still scan: a failing run must not leak either
 			}
 		}
 		return runs
 	})
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }
 
 // jenkinsfile is the pipeline the Jenkins variant runs: Jenkinsfile.example's
@@ -324,10 +357,17 @@ func (r *leakRun) check(t *testing.T, pipeline func(ctx context.Context) []*run,
 	runs := pipeline(ctx)
 	argvHits, samples, procs := sampler.Stop()
 	t.Logf("argv: %d samples of every process over %s, %d distinct processes", samples, time.Since(start).Round(time.Second), procs)
-	deployed := len(runs) > 0 && runs[len(runs)-1].err == nil
+	deployed := false
 	for _, x := range runs {
-		if x.err != nil {
+		out := x.stdout.String() + x.stderr.String()
+		failedAsWanted := x.wantFail != "" && x.err != nil && strings.Contains(out, x.wantFail)
+		switch {
+		case x.wantFail == "" && x.err != nil:
 			t.Errorf("%s failed: %v\nstdout:\n%s\nstderr:\n%s", x.name, x.err, tail(redact(x.stdout.String(), ns)), tail(redact(x.stderr.String(), ns)))
+		case x.wantFail != "" && !failedAsWanted:
+			t.Errorf("%s: %s, want a failure saying %q; output:\n%s", x.name, errOrOK(x.err), x.wantFail, tail(redact(out, ns)))
+		case x.wantFail == "" && (strings.HasPrefix(x.name, "slipway deploy") || strings.HasPrefix(x.name, "Jenkins")):
+			deployed = true
 		}
 	}
 

@@ -42,7 +42,8 @@ type run struct {
 // home, /tmp, the engine's metadata), except the release's .env, the app's
 // runtime secret file by design (mode 0600).
 //
-// After the deploy, two runs with a wrong (equally hostile) secret must fail
+// After the deploy, a dry run and status run with the same secrets, then two
+// runs with a wrong (equally hostile) secret must fail
 // with their usual message and leak neither secret: a push with a wrong
 // registry password and a deploy with a wrong key passphrase.
 func TestSecretsPipelineLeaksNothing(t *testing.T) {
@@ -63,6 +64,10 @@ func TestSecretsPipelineLeaksNothing(t *testing.T) {
 		{args: []string{"test", "--timeout", "10m"}},
 		{args: []string{"push"}},
 		{args: deploy},
+		// The plan a dry run prints, and status, which opens the key too.
+		{args: append(append([]string{}, deploy...), "--dry-run")},
+		{args: []string{"status", "--host", r.tg.User + "@" + r.tg.addr(), "--dir", r.deployDir, "--identity", r.keyFile,
+			"--known-hosts", r.tg.KnownHosts}},
 		{args: []string{"push"}, env: map[string]string{"SLIPWAY_REGISTRY_PASSWORD": wrongPW.value}, wantFail: "refused the credentials"},
 		{args: deploy, env: map[string]string{"SLIPWAY_SSH_PASSPHRASE": wrongPass.value}, wantFail: "SLIPWAY_SSH_PASSPHRASE"},
 	}
@@ -70,6 +75,9 @@ func TestSecretsPipelineLeaksNothing(t *testing.T) {
 		var runs []*run
 		for _, st := range steps {
 			x := &run{name: "slipway " + st.args[0], wantFail: st.wantFail}
+			if st.args[len(st.args)-1] == "--dry-run" {
+				x.name += " --dry-run"
+			}
 			if st.wantFail != "" {
 				x.name += " with a " + strings.Join(keys(st.env), ", ") + " that is wrong"
 			}

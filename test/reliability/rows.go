@@ -151,4 +151,14 @@ var rows = []Row{
 	{Section: secInput, Cmd: []string{"test/groovy/run.sh", "QuotingTest"},
 		Fault: "Groovy steps' shell quoting: 400 random strings and a list of hostile ones (quotes, $, backticks, newlines) through sh",
 		Held:  "each reaches the process unchanged; the canary command never executes"},
+
+	{Section: secSecrets, Pkg: pkgSecrets, Test: "TestSecretsPipelineLeaksNothing",
+		Fault: "build --pull, test, push, deploy, dry run, status, a wrong-password push and a wrong-passphrase deploy, with a registry password, SSH key passphrase, --env-file app secret and build arg each holding $, %, quotes, backslash, spaces, a newline, $(id) and a backtick",
+		Held:  "no secret, raw or JSON/URL/base64/hex-encoded, in any log (commands, registry, dockerds, sshd), in the argv of any process (sampled every 25 ms), in any agent file outside the test's credential files, or in any server file but the release's .env (mode 0600); the secrets were used (registry login seen, app got its secret byte for byte)"},
+	{Section: secSecrets, Pkg: pkgSecrets, Test: "TestSecretsJenkinsPipelineLeaksNothing",
+		Fault: "the same through the Jenkins steps (buildImages, runTests, pushImages, deployCompose) with every credential ID, in the pipeline harness",
+		Held:  "as above, also over the pipeline log, the steps' raw output and the workspace@tmp; the agent JVM's environment holds no secret"},
+	{Section: secSecrets, Pkg: pkgDeploy, Test: "TestIntegrationDeploy/first_deploy",
+		Fault: "argv of every process on the target sampled during a real deploy",
+		Held:  "the registry credentials (raw and base64) never in argv nor in any file left on the server; .env mode 0600"},
 }

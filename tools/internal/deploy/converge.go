@@ -59,7 +59,29 @@ func (r *hostRun) beginConverge(ctx context.Context, cmd, release, previous, bui
 		}
 		return err
 	}
+	if r.interrupted != nil {
+		r.waitComposeIdle(ctx)
+	}
 	return h.WriteDeploying(ctx, r.marker(cmd, release, previous, build))
+}
+
+// waitComposeIdle lets a compose command that a cut connection left
+// running on the server finish before this run converges the host: two
+// converges of one project at once race (containers renamed under each
+// other, the loser's release winning). Failing to check is only a warning.
+func (r *hostRun) waitComposeIdle(ctx context.Context) {
+	timeout := 3 * time.Minute
+	if r.d != nil {
+		timeout = r.d.upTimeout()
+	}
+	start := time.Now()
+	waited, err := r.conn.h.WaitComposeIdle(ctx, timeout)
+	switch {
+	case err != nil:
+		r.conn.log.Warnf("%v; converging anyway", err)
+	case waited:
+		r.conn.log.Printf("waited %s for the interrupted run's compose command on the server to finish", progress.Duration(time.Since(start)))
+	}
 }
 
 // endConverge removes the marker once the host is whole again: on the new
@@ -94,6 +116,7 @@ func (r *hostRun) redial(ctx context.Context) error {
 	if r.d != nil {
 		r.d.Host, r.d.Conn = c.h, c.c
 	}
+	r.waitComposeIdle(ctx)
 	if r.lock != nil {
 		r.lock.SetHost(c.h)
 		// The lock may have aged while the connection was down.

@@ -429,8 +429,9 @@ func revertHost(ctx context.Context, strategy Strategy, r *hostRun, why string) 
 	} else {
 		log.Printf("rolling back to %s", target)
 	}
+	_, wasPaused := paused.Load(d) // a paused rolling host is left as it is, connection or not
 	err := strategy.Revert(rctx, d)
-	if err != nil && !d.Host.DryRun && !r.connAlive(rctx) {
+	if err != nil && !wasPaused && !d.Host.DryRun && !r.connAlive(rctx) {
 		// The connection died mid-converge while this process lives: roll
 		// back over a new one, as the lock is released over a new one.
 		log.Printf("the SSH connection to %s is gone (%v): reconnecting to roll back", r.name, err)

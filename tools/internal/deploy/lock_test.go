@@ -46,11 +46,11 @@ func (h *fakeHost) stealLock(t *testing.T) {
 func TestLockRenewedWhileHeld(t *testing.T) {
 	h := newFakeHost(t, "t1")
 	wantCode(t, deployTo(t, release(t, "v1", nil), []*fakeHost{h}, nil), 0)
-	// A deploy that holds the lock for 5s with a 2s TTL: renewed every 1s.
+	// A deploy that holds the lock for 8s with a 4s TTL: renewed every 1s.
 	first := make(chan run)
 	go func() {
 		first <- deployTo(t, release(t, "v2", nil), []*fakeHost{h}, func(o *Options) {
-			o.LockTTL, o.PreDeploy = 2*time.Second, "web: sleep 5"
+			o.LockTTL, o.PreDeploy = 4*time.Second, "web: sleep 8"
 		})
 	}()
 	var held time.Time
@@ -63,15 +63,15 @@ func TestLockRenewedWhileHeld(t *testing.T) {
 	if held.IsZero() {
 		t.Fatal("the first deploy never took the lock")
 	}
-	time.Sleep(3500 * time.Millisecond) // past the TTL: unrenewed, it would be stale
+	time.Sleep(5500 * time.Millisecond) // past the TTL: unrenewed, it would be stale
 	st, err := os.Stat(h.lockFile())
 	if err != nil {
 		t.Fatalf("lock gone while the deploy runs: %v", err)
 	}
-	if age := time.Since(st.ModTime()); age > 1900*time.Millisecond {
+	if age := time.Since(st.ModTime()); age > 4*time.Second {
 		t.Errorf("lock info last touched %s ago, want renewed about every second", age)
 	}
-	r := deployTo(t, release(t, "v3", nil), []*fakeHost{h}, func(o *Options) { o.LockTTL = 2 * time.Second })
+	r := deployTo(t, release(t, "v3", nil), []*fakeHost{h}, func(o *Options) { o.LockTTL = 4 * time.Second })
 	wantCode(t, r, exit.Failed)
 	if !strings.Contains(r.err.Error(), "lock held by") || strings.Contains(r.stderr, "stale deploy lock") {
 		t.Errorf("the renewed lock was taken over or not reported: %v\n%s", r.err, r.stderr)
@@ -143,7 +143,7 @@ func TestLockLostDuringConvergeWarns(t *testing.T) {
 		}
 	}
 	r := deployTo(t, release(t, "v2", nil), []*fakeHost{h}, func(o *Options) {
-		o.LockTTL, o.PreDeploy = 2*time.Second, "web: sleep 3"
+		o.LockTTL, o.PreDeploy = 2*time.Second, "web: sleep 4"
 	})
 	wantCode(t, r, 0)
 	if !strings.Contains(r.stderr, "no longer this deploy's") || !strings.Contains(r.stderr, "another deploy may be changing this host") {

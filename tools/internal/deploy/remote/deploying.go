@@ -103,3 +103,37 @@ exit 0`
 	}
 	return m, nil
 }
+
+// WaitComposeIdle waits, up to timeout, until no compose command of the
+// project on a release of this directory runs on the server any more: one
+// that a cut connection left running goes on converging (sshd does not stop
+// it), and a converge started beside it would race it. It reports whether
+// it had to wait; without pgrep on the server it returns at once.
+func (h *Host) WaitComposeIdle(ctx context.Context, timeout time.Duration) (bool, error) {
+	if h.DryRun || h.Project == "" {
+		return false, nil
+	}
+	// The pattern is assembled at run time, so that this script's own
+	// command line does not match it.
+	script := h.dirVar() + `p=` + q(h.Project) + `
+command -v pgrep >/dev/null 2>&1 || { echo idle; exit 0; }
+pat="-p $p -f $d/releases/"
+end=$(( $(date +%s) + ` + fmt.Sprint(int(timeout.Seconds())) + ` ))
+w=
+while pgrep -u "$(id -u)" -f -- "$pat" >/dev/null 2>&1; do
+  if [ "$(date +%s)" -ge "$end" ]; then echo busy; exit 0; fi
+  w=waited; sleep 1
+done
+echo "idle $w"`
+	out, err := h.runQuiet(ctx, "wait for compose", script, nil)
+	if err != nil {
+		return false, fmt.Errorf("looking for compose commands still running on the server: %w", err)
+	}
+	switch s := strings.TrimSpace(string(out)); {
+	case s == "busy":
+		return true, fmt.Errorf("a compose command of project %s from an interrupted run is still running on the server after %s", h.Project, timeout)
+	case strings.HasSuffix(s, "waited"):
+		return true, nil
+	}
+	return false, nil
+}

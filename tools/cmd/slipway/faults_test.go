@@ -7,6 +7,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -296,6 +297,14 @@ func TestKilledHolderLockTakenOverAfterTTL(t *testing.T) {
 	}
 	if got := s.current(); got != good.commit {
 		t.Errorf("current -> %q, want %s", got, good.commit)
+	}
+	// The killed deploy's upload never served: the repairing deploy removes
+	// it, so that no later rollback can pick it.
+	if !strings.Contains(second.errText(), "an earlier deploy was interrupted mid-converge") {
+		t.Errorf("the second deploy did not report the interrupted one:\n%s", second.errText())
+	}
+	if _, err := os.Stat(filepath.Join(s.dir, "releases", stuck.commit)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the killed deploy's release is still in releases/: %v", err)
 	}
 	s.wantNoLock(t)
 	s.wantNoRemoteProcs(t, 10*time.Second)

@@ -44,6 +44,7 @@ func (r *hostRun) marker(cmd, release, previous, build string) remote.Deploying 
 	if r.lock != nil {
 		m.Token = r.lock.Token()
 	}
+	m.Fresh = cmd == "deploy" && r.fresh
 	return m
 }
 
@@ -87,8 +88,20 @@ func (r *hostRun) waitComposeIdle(ctx context.Context) {
 // endConverge removes the marker once the host is whole again: on the new
 // release, or back on the previous one.
 func (r *hostRun) endConverge(ctx context.Context) {
-	if err := r.conn.h.ClearDeploying(ctx); err != nil {
+	h := r.conn.h
+	if err := h.ClearDeploying(ctx); err != nil {
 		r.conn.log.Warnf("%v", err)
+		return
+	}
+	// The interrupted run's own upload never became a whole release here.
+	// RemoveReleases keeps it if it is current (this run deployed it).
+	if m := r.interrupted; m != nil && m.Fresh && !h.DryRun {
+		if err := h.RemoveReleases(ctx, []string{m.Release}, nil); err != nil {
+			r.conn.log.Warnf("removing release %s left by the interrupted %s: %v", short(m.Release), m.Command, err)
+		} else {
+			r.conn.log.Printf("removed release %s uploaded by the interrupted %s, unless it is current now (it never served here before)", short(m.Release), m.Command)
+		}
+		r.interrupted = nil
 	}
 }
 

@@ -8,8 +8,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -303,4 +305,45 @@ func TestConnectionDiesMidConverge(t *testing.T) {
 			}
 		}
 	})
+}
+
+// The release an interrupted deploy uploaded never served: the repairing
+// deploy removes it, so a later rollback cannot pick it. A release that
+// existed before the interrupted run (Fresh false) stays.
+func TestInterruptedFreshReleaseIsRemoved(t *testing.T) {
+	for _, fresh := range []bool{true, false} {
+		t.Run(fmt.Sprintf("fresh=%v", fresh), func(t *testing.T) {
+			h := newFakeHost(t, "t1")
+			wantCode(t, deployTo(t, release(t, "v1", nil), []*fakeHost{h}, nil), 0)
+			stuck := commitOf("v9")
+			if err := os.MkdirAll(filepath.Join(h.dir(), "releases", stuck), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			m := remote.Deploying{Command: "deploy", Release: stuck, Previous: commitOf("v1"), Owner: "carol@agent3", PID: 999,
+				Time: "2030-01-02T03:04:05Z", Token: "dead-token", Fresh: fresh}
+			data, _ := json.Marshal(m)
+			os.MkdirAll(filepath.Dir(h.marker()), 0o755)
+			if err := os.WriteFile(h.marker(), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r := deployTo(t, release(t, "v2", nil), []*fakeHost{h}, nil)
+			wantCode(t, r, 0)
+			want := []string{commitOf("v1"), commitOf("v2")}
+			if !fresh {
+				want = append(want, stuck)
+			}
+			got := h.releases()
+			sort.Strings(got)
+			sort.Strings(want)
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("releases/ = %v, want %v\n%s", got, want, r.stderr)
+			}
+			if fresh && !strings.Contains(r.stderr, "removed release "+short(stuck)+" uploaded by the interrupted deploy") {
+				t.Errorf("log:\n%s", r.stderr)
+			}
+			if h.current() != commitOf("v2") {
+				t.Errorf("current %s", h.current())
+			}
+		})
+	}
 }

@@ -23,6 +23,10 @@ type Deploying struct {
 	BuildURL string `json:"buildUrl,omitempty"`
 	Time     string `json:"time"`            // RFC 3339, the agent's clock
 	Token    string `json:"token,omitempty"` // the lock token it held
+	// Fresh: releases/<Release> was uploaded by that run, so it never served
+	// here; the run that repairs the host removes it (else a later rollback
+	// could pick a release that was never healthy).
+	Fresh bool `json:"fresh,omitempty"`
 }
 
 // String names what was (or is being) converged, by whom and when.

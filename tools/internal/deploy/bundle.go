@@ -92,6 +92,10 @@ func loadBundle(manifestPath, envFile string, log *progress.Logger) (*bundle, er
 		}
 	}
 	if envFile != "" {
+		if st, err := os.Stat(envFile); err == nil && st.Size() > maxEnvFileSize {
+			return nil, exit.Usagef("--env-file %s is %d bytes, over slipway's limit of %d bytes (1 MiB); "+
+				"an env file holds variables, not data: ship large values as files the service mounts", envFile, st.Size(), maxEnvFileSize)
+		}
 		data, err := os.ReadFile(envFile)
 		if err != nil {
 			return nil, exit.Usagef("--env-file %s: %v", envFile, err)
@@ -100,6 +104,10 @@ func loadBundle(manifestPath, envFile string, log *progress.Logger) (*bundle, er
 	}
 	return b, nil
 }
+
+// maxEnvFileSize bounds the runtime .env (--env-file) written on every
+// server; the same limit as the compose loader's (plan.MaxEnvFileSize).
+const maxEnvFileSize = 1 << 20
 
 func resolve(base, p string) string {
 	if filepath.IsAbs(p) {

@@ -603,6 +603,10 @@ func TestValidation(t *testing.T) {
 		"smoke":      func(o *Options) { o.SmokeURL = "localhost:8080" },
 		"keep":       func(o *Options) { o.Keep = -1 },
 		"env-file":   func(o *Options) { o.EnvFile = "/nonexistent/prod.env" },
+		"env-file over 1 MiB": func(o *Options) {
+			o.EnvFile = filepath.Join(t.TempDir(), "prod.env")
+			os.WriteFile(o.EnvFile, bytes.Repeat([]byte("# padding\n"), maxEnvFileSize/10+1), 0o600)
+		},
 		"manifest":   func(o *Options) { o.Manifest = "/nonexistent/m.json" },
 		"parallel":   func(o *Options) { o.Parallel = -2 },
 		"not-pushed": func(o *Options) { o.Manifest = unpushed(t, m) },

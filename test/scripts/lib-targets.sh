@@ -6,6 +6,77 @@
 
 SSH_DIR=$STATE/ssh
 
+# Compose v2 (the `docker compose` CLI plugin, what most users run): Debian 12
+# ships only docker-compose v1, so v2 is built from source (Go module proxy)
+# once per version into the cache. Targets listed in COMPOSE_V2_TARGETS get it
+# as a plugin in a per-target DOCKER_CONFIG (their sshd sets DOCKER_CONFIG),
+# the others keep v1 only, so both paths run against real servers. The agent
+# copy is $COMPOSE_V2 (env.sh: SLIPWAY_TEST_COMPOSE_V2, env.json: ComposeV2).
+COMPOSE_V2_VERSION=v2.40.3
+COMPOSE_V2_TARGETS=${SLIPWAY_COMPOSE_V2_TARGETS-t3}
+COMPOSE_V2_CACHE=$STATE/cache/compose-$COMPOSE_V2_VERSION/docker-compose
+COMPOSE_V2=$STATE/compose-v2/docker-compose
+
+compose_v2_target() { grep -qxF -- "$1" <<<"$(tr ' ' '\n' <<<"$COMPOSE_V2_TARGETS")"; }
+target_docker_config() { printf '%s/docker-config' "$(target_dir "$1")"; }
+target_compose() { if compose_v2_target "$1"; then echo v2; else echo v1; fi; }
+
+# The binary reports its version (a build that says "dev" or died is rebuilt).
+compose_v2_ok() { [ -x "$1" ] && [ "$("$1" version --short 2>/dev/null)" = "${COMPOSE_V2_VERSION#v}" ]; }
+
+ensure_compose_v2() {
+  local t0 src log=$STATE/cache/compose-$COMPOSE_V2_VERSION.log dir
+  if compose_v2_ok "$COMPOSE_V2_CACHE"; then
+    NOTE="$COMPOSE_V2_VERSION cached"
+  else
+    command -v go >/dev/null || die "building Compose $COMPOSE_V2_VERSION needs Go (https://go.dev/dl); or set SLIPWAY_COMPOSE_V2_TARGETS= to skip"
+    t0=$(now_ms)
+    mkdir -p "$(dirname "$COMPOSE_V2_CACHE")"
+    src=$(mktemp -d "${TMPDIR:-/tmp}/slipway-compose-src.XXXXXXXX")
+    # `go install ...@version` refuses compose's go.mod (exclude directives):
+    # build inside a writable copy of the module instead.
+    if ! {
+      dir=$(go mod download -json "github.com/docker/compose/v2@$COMPOSE_V2_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p') &&
+        [ -n "$dir" ] && cp -r "$dir/." "$src" && chmod -R u+w "$src" &&
+        (cd "$src" && GOFLAGS= CGO_ENABLED=0 go build -trimpath -buildvcs=false \
+          -ldflags "-s -w -X github.com/docker/compose/v2/internal.Version=$COMPOSE_V2_VERSION" \
+          -o "$COMPOSE_V2_CACHE.tmp" ./cmd)
+    } >"$log" 2>&1; then
+      rm -rf "$src" "$COMPOSE_V2_CACHE.tmp"
+      tail -n 20 "$log" >&2 || true
+      die "building Compose $COMPOSE_V2_VERSION failed; see $log"
+    fi
+    rm -rf "$src"
+    mv -f "$COMPOSE_V2_CACHE.tmp" "$COMPOSE_V2_CACHE"
+    compose_v2_ok "$COMPOSE_V2_CACHE" || die "the Compose build $COMPOSE_V2_CACHE does not report version ${COMPOSE_V2_VERSION#v}; see $log"
+    NOTE="built $COMPOSE_V2_VERSION in $(fmt_ms $(($(now_ms) - t0))) (log $log)"
+  fi
+  # install (not ln): a stable copy outside the cache, replaced atomically.
+  if ! cmp -s "$COMPOSE_V2_CACHE" "$COMPOSE_V2"; then
+    install -D -m 0755 "$COMPOSE_V2_CACHE" "$COMPOSE_V2.tmp" && mv -f "$COMPOSE_V2.tmp" "$COMPOSE_V2"
+  fi
+}
+
+# install_target_compose NAME: v2 targets get the plugin in their own
+# DOCKER_CONFIG (owned by deploy: docker may write config.json there); v1
+# targets have no such directory, so `docker compose` fails there.
+install_target_compose() {
+  local name=$1 cfg p
+  cfg=$(target_docker_config "$name")
+  if ! compose_v2_target "$name"; then
+    rm -rf "$cfg"
+    return 0
+  fi
+  p=$cfg/cli-plugins/docker-compose
+  mkdir -p "$cfg/cli-plugins"
+  chown "$DEPLOY_USER:$DEPLOY_USER" "$cfg"
+  chmod 0700 "$cfg"
+  chmod 0755 "$cfg/cli-plugins"
+  if ! cmp -s "$COMPOSE_V2" "$p"; then
+    install -m 0755 "$COMPOSE_V2" "$p.tmp" && mv -f "$p.tmp" "$p"
+  fi
+}
+
 ensure_deploy_user() {
   getent group docker >/dev/null || groupadd --system docker
   if ! id "$DEPLOY_USER" >/dev/null 2>&1; then
@@ -65,9 +136,14 @@ ensure_host_keys() {
 }
 
 write_sshd_config() {
-  local name=$1 dir ip
+  local name=$1 dir ip setenv
   dir=$(target_dir "$name")
   ip=$(target_ip "$name")
+  setenv="DOCKER_HOST=unix://$(target_sock "$name")"
+  if compose_v2_target "$name"; then
+    # Where `docker` looks for CLI plugins: this target's compose v2.
+    setenv+=" DOCKER_CONFIG=$(target_docker_config "$name")"
+  fi
   local want
   want=$(
     cat <<EOF
@@ -87,7 +163,7 @@ AllowUsers $DEPLOY_USER
 StrictModes no
 AuthorizedKeysFile $dir/authorized_keys
 # The deploy user's docker / docker-compose talk to THIS target's engine.
-SetEnv DOCKER_HOST=unix://$(target_sock "$name")
+SetEnv $setenv
 Subsystem sftp /usr/lib/openssh/sftp-server
 # Tests open many connections at once (parallel deploys).
 MaxStartups 100:30:200
@@ -173,6 +249,7 @@ setup_target() {
   fi
   ensure_netns "$name"
   ensure_host_keys "$name"
+  install_target_compose "$name"
   STARTED=""
   start_target_dockerd "$name"
   start_target_sshd "$name"
@@ -203,7 +280,11 @@ verify_target() {
   local pids compose="docker-compose version --short" cmd
   pids="$(cat "$dir/docker.pid" "$dir/sshd.pid" 2>/dev/null | tr '\n' ' ')"
   cmd='docker info --format "{{.ID}}"'
-  if [ "$(cat "$dir/verified" 2>/dev/null)" != "$pids" ]; then
+  if compose_v2_target "$name"; then
+    # The v2 plugin starts fast: check it every time (it comes from sshd's
+    # DOCKER_CONFIG, which a reload changes without changing pids).
+    cmd+=' && echo "v2 $(docker compose version --short)"'
+  elif [ "$(cat "$dir/verified" 2>/dev/null)" != "$pids" ]; then
     cmd+=" && $compose"
   fi
   local i
@@ -221,6 +302,9 @@ verify_target() {
     die "over SSH, deploy's docker on $name said '$got', expected engine '$want' (SetEnv DOCKER_HOST in $dir/sshd_config)"
   [ "$(head -n1 <<<"$got")" = "$want" ] ||
     die "over SSH, deploy's docker on $name talks to engine $(head -n1 <<<"$got"), not $want (SetEnv DOCKER_HOST in $dir/sshd_config)"
+  if compose_v2_target "$name" && [ "$(tail -n1 <<<"$got")" != "v2 ${COMPOSE_V2_VERSION#v}" ]; then
+    die "over SSH, deploy's \`docker compose version --short\` on $name said '$(tail -n1 <<<"$got")', expected v2 ${COMPOSE_V2_VERSION#v} (plugin in $(target_docker_config "$name")/cli-plugins, SetEnv DOCKER_CONFIG in $dir/sshd_config)"
+  fi
   printf '%s\n' "$pids" >"$dir/verified"
   if [ "$(wc -l <<<"$got")" -gt 1 ]; then
     echo "ssh ok, engine ${want:0:14}, compose $(tail -n1 <<<"$got")"
@@ -236,6 +320,9 @@ ensure_targets() {
   chmod 0755 /run/sshd
   ensure_deploy_user
   ensure_client_key
+  if [ -n "$COMPOSE_V2_TARGETS" ]; then
+    step "compose v2" ensure_compose_v2
+  fi
   for name in $(target_names); do
     step "target $name" setup_target "$name"
   done

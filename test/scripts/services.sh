@@ -3,7 +3,8 @@
 #   agent Docker Engine (started if none answers), bridge slw0 10.213.0.1/24,
 #   a registry with TLS + htpasswd auth at 10.213.0.1:5443, the base fixture
 #   images in it, and SSH targets t1..tN (network namespaces, each with its own
-#   dockerd and sshd, user deploy).
+#   dockerd and sshd, user deploy). t3 has Compose v2 (built once from source,
+#   cached), t1/t2 docker-compose v1; SLIPWAY_COMPOSE_V2_TARGETS changes that.
 #
 #   test/scripts/services.sh up       start what is not running (idempotent, fast when up)
 #   test/scripts/services.sh down     stop targets and registry, remove the bridge
@@ -32,7 +33,7 @@ on_err() {
 trap on_err ERR
 
 usage() {
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -296,17 +297,21 @@ stop_registry() {
 # ---------------------------------------------------------------- env files
 
 write_env() {
-  local pw targets="" name ip first=1 sh
+  local pw targets="" name ip first=1 sh compose_v2=""
   pw=$(reg_password)
+  # A target's "Compose" is the flavour deploy finds there over SSH (v1 or
+  # v2); ComposeV2 is the agent's v2 binary ("" when none is built).
+  if [ -n "$COMPOSE_V2_TARGETS" ] && [ -x "$COMPOSE_V2" ]; then compose_v2=$COMPOSE_V2; fi
   for name in $(target_names); do
     ip=$(target_ip "$name")
     [ $first = 1 ] || targets+=","
     first=0
     targets+=$(
-      printf '\n    {"Name": %s, "Host": %s, "Port": 22, "User": %s, "KeyFile": %s, "KnownHosts": %s, "DockerHost": %s, "Dir": %s}' \
+      printf '\n    {"Name": %s, "Host": %s, "Port": 22, "User": %s, "KeyFile": %s, "KnownHosts": %s, "DockerHost": %s, "Dir": %s, "Compose": %s}' \
         "$(json_str "$name")" "$(json_str "$ip")" "$(json_str "$DEPLOY_USER")" \
         "$(json_str "$STATE/ssh/id_ed25519")" "$(json_str "$(target_dir "$name")/known_hosts")" \
-        "$(json_str "unix://$(target_sock "$name")")" "$(json_str "$(target_dir "$name")/srv")"
+        "$(json_str "unix://$(target_sock "$name")")" "$(json_str "$(target_dir "$name")/srv")" \
+        "$(json_str "$(target_compose "$name")")"
     )
   done
   (
@@ -319,6 +324,7 @@ write_env() {
   "RegistryPassword": $(json_str "$pw"),
   "CACert": $(json_str "$REG_DIR/ca.crt"),
   "FixtureRegistry": $(json_str "$FIXTURES"),
+  "ComposeV2": $(json_str "$compose_v2"),
   "Targets": [${targets}
   ]
 }
@@ -336,6 +342,7 @@ export SLIPWAY_FIXTURE_REGISTRY='$FIXTURES'
 export SLIPWAY_TEST_SSH_KEY='$STATE/ssh/id_ed25519'
 export SLIPWAY_TEST_KNOWN_HOSTS='$STATE/ssh/known_hosts'
 export SLIPWAY_TEST_TARGETS='$(target_names | tr '\n' ' ' | sed 's/ $//')'
+export SLIPWAY_TEST_COMPOSE_V2='$compose_v2'
 "
     for name in $(target_names); do
       local up=${name^^}
@@ -344,6 +351,7 @@ export SLIPWAY_TEST_${up}_USER='$DEPLOY_USER'
 export SLIPWAY_TEST_${up}_KNOWN_HOSTS='$(target_dir "$name")/known_hosts'
 export SLIPWAY_TEST_${up}_DOCKER_HOST='unix://$(target_sock "$name")'
 export SLIPWAY_TEST_${up}_DIR='$(target_dir "$name")/srv'
+export SLIPWAY_TEST_${up}_COMPOSE='$(target_compose "$name")'
 "
     done
     printf '%s' "$sh" >"$STATE/env.sh.tmp"

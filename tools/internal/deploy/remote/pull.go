@@ -28,7 +28,9 @@ var ErrPull = errors.New("pulling images on the server failed")
 // not empty, is a config.json with "auths" for the registries; it is sent over
 // stdin into a private temporary DOCKER_CONFIG directory that exists only
 // for this one session and is removed when it ends (also on failure), so no
-// credential stays on the server or shows in any process's argv. registries
+// credential stays on the server or shows in any process's argv. Its
+// cli-plugins links to the user's, so `docker compose` (a CLI plugin, often
+// installed in ~/.docker/cli-plugins) still runs there. registries
 // are logged in to first (`docker login` verifies the forwarded credentials).
 //
 // images are pulled with `docker pull` in parallel, skipping those already
@@ -67,6 +69,8 @@ trap 'rm -rf "$t"' EXIT
 trap 'rm -rf "$t"; exit 129' HUP INT TERM PIPE
 chmod 700 "$t"
 (umask 077; cat > "$t/config.json" <&3) || exit ` + fmt.Sprint(exitLogin) + `
+p=${DOCKER_CONFIG:-${HOME:-/nonexistent}/.docker}/cli-plugins
+[ ! -d "$p" ] || ln -s "$p" "$t/cli-plugins"
 DOCKER_CONFIG=$t; export DOCKER_CONFIG
 `)
 		for _, r := range registries {

@@ -344,6 +344,11 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 	d := &HostDeploy{Host: h, Conn: c.c, Release: commit, Previous: facts.Current, Log: log,
 		cfg:    hostConfig{healthTimeout: o.HealthTimeout, smokeURL: o.SmokeURL, preDeploy: o.PreDeploy},
 		images: b.pullImages(), dockerConfig: dockerConfig, registries: registries}
+	for _, rel := range rels {
+		if rel.Name == d.Previous && rel.Meta != nil {
+			d.prevImages = rel.Meta.Images
+		}
+	}
 	if d.Previous == commit {
 		// Deploying the current release again (a new .env, say): a rollback
 		// goes to the same release.

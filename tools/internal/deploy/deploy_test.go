@@ -867,3 +867,33 @@ func TestMountedFilesComeFromTheStore(t *testing.T) {
 		t.Error("store entries must depend on name and content only")
 	}
 }
+
+// The previous release's images may have gone from the server since it ran
+// (a docker image prune, another app's cleanup): the rollback pulls them
+// again, with the deploy's credentials, before converging it.
+func TestRollbackPullsPreviousImagesGoneFromTheServer(t *testing.T) {
+	// (The fake compose knows recreate only; rolling's revert calls the same
+	// pullPrevious first.)
+	for _, strategy := range []string{"recreate"} {
+		t.Run(strategy, func(t *testing.T) {
+			h := newFakeHost(t, "t1")
+			wantCode(t, deployTo(t, release(t, "v1", nil), []*fakeHost{h}, func(o *Options) { o.Strategy = strategy }), 0)
+			st, err := loadState(h.state)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Images = map[string]bool{} // every image gone
+			if err := st.save(h.state); err != nil {
+				t.Fatal(err)
+			}
+			r := deployTo(t, release(t, "bad", map[string]string{"fake.state": "exited"}), []*fakeHost{h}, func(o *Options) {
+				o.Strategy = strategy
+				o.HealthTimeout = time.Second
+			})
+			wantCode(t, r, exit.RolledBack)
+			if h.current() != commitOf("v1") || h.runningRelease() != commitOf("v1") {
+				t.Fatalf("current %s, running %s\n%s", h.current(), h.runningRelease(), r.stderr)
+			}
+		})
+	}
+}

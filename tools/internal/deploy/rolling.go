@@ -128,6 +128,7 @@ func (Rolling) Revert(ctx context.Context, d *HostDeploy) error {
 		return Recreate{}.Revert(ctx, d)
 	}
 	defer readConfigs.Delete(d)
+	d.pullPrevious(ctx)
 	ro := newRoller(d, d.Previous, true)
 	err := ro.load(ctx)
 	if err == nil {

@@ -72,6 +72,7 @@ type HostDeploy struct {
 
 	cfg          hostConfig
 	images       []string // images to pull; nil: compose pull
+	prevImages   []string // the previous release's images (its release.json), pulled before a revert
 	dockerConfig []byte   // config.json with auths for the pull, nil for none
 	registries   []string
 
@@ -114,6 +115,19 @@ func (d *HostDeploy) HealthTimeout() time.Duration { return d.cfg.healthTimeout 
 // that exist on the server only for that one command.
 func (d *HostDeploy) Pull(ctx context.Context) error {
 	return d.Host.Pull(ctx, d.Release, d.images, d.registries, d.dockerConfig)
+}
+
+// pullPrevious makes the previous release's images present before a revert
+// converges it (they may have been removed from the server since it ran),
+// with the same short-lived credentials. A failure is only a warning: the
+// images may be present anyway, and compose up says so if they are not.
+func (d *HostDeploy) pullPrevious(ctx context.Context) {
+	if d.Previous == "" || len(d.prevImages) == 0 || d.Host.DryRun {
+		return
+	}
+	if err := d.Host.Pull(ctx, d.Previous, d.prevImages, d.registries, d.dockerConfig); err != nil {
+		d.Log.Warnf("pulling release %s's images for the rollback: %v", short(d.Previous), err)
+	}
 }
 
 // Compose runs a compose command on a release.
@@ -211,6 +225,7 @@ func (Recreate) Revert(ctx context.Context, d *HostDeploy) error {
 		d.Log.Printf("no previous release: stopping release %s (volumes kept)", short(d.Release))
 		return d.Compose(uctx, d.Release, "down", "--remove-orphans")
 	}
+	d.pullPrevious(uctx)
 	if err := d.Compose(uctx, d.Previous, "up", "-d", "--remove-orphans"); err != nil {
 		return fmt.Errorf("re-deploying release %s: %w", short(d.Previous), err)
 	}

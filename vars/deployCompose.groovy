@@ -32,7 +32,7 @@ def call(Map params = [:]) {
             smokeUrl                 : null,                   // --smoke-url: fetched on each server (its loopback) before switching
             keep                     : null,                   // --keep: releases kept per server; default 5
             lockWait                 : null,                   // --lock-wait: wait this long for another deploy's lock; default 0
-            lockTtl                  : null,                   // --lock-ttl: a lock older than this is stale and taken over; default 30m
+            lockTtl                  : null,                   // --lock-ttl: a lock not renewed for this long is stale and taken over; default 5m
             preDeploy                : [],                     // --pre-deploy (repeatable) "SERVICE: COMMAND" run before switching (migrations)
             dryRun                   : false,                  // --dry-run: print every remote action, change nothing
             registryCredentialsId    : null,                   // usernamePassword credential the servers pull with (never left on them)

@@ -26,7 +26,7 @@ def call(Map params = [:]) {
             healthTimeout            : null,  // --health-timeout, e.g. '3m'; default 2m
             smokeUrl                 : null,  // --smoke-url: fetched on each server (its loopback) after the health gate
             lockWait                 : null,  // --lock-wait: wait this long for a deploy's lock; default 0
-            lockTtl                  : null,  // --lock-ttl: a lock older than this is stale and taken over; default 30m
+            lockTtl                  : null,  // --lock-ttl: a lock not renewed for this long is stale and taken over; default 5m
             registryCredentialsId    : null,  // usernamePassword credential the servers pull with, if images must be pulled again
             dockerConfigCredentialsId: null,  // or a file credential holding a docker config.json
             tool                     : null,  // path to a slipway binary; default SLIPWAY_BIN, else the pinned release

@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,36 +19,6 @@ import (
 	"github.com/slipway-dev/slipway/tools/internal/progress"
 	"github.com/slipway-dev/slipway/tools/internal/testenv"
 )
-
-// composeV2Version is the version services.sh builds (COMPOSE_V2_VERSION in
-// test/scripts/lib-targets.sh).
-const composeV2Version = "2.40.3"
-
-// composeV2 is the agent's Compose v2 binary from env.json; a missing one
-// fails under CI and skips otherwise, as missing services do.
-func composeV2(t *testing.T) (*testenv.Env, string) {
-	t.Helper()
-	env := testenv.Require(t)
-	data, err := os.ReadFile(filepath.Join(env.StateDir, "env.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v struct{ ComposeV2 string }
-	if err := json.Unmarshal(data, &v); err != nil {
-		t.Fatalf("env.json: %v", err)
-	}
-	if v.ComposeV2 == "" {
-		msg := "env.json has no ComposeV2: rerun test/scripts/services.sh up (it builds Compose v2)"
-		if testenv.Required() {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	if _, err := os.Stat(v.ComposeV2); err != nil {
-		t.Fatalf("Compose v2 of env.json: %v (rerun test/scripts/services.sh up)", err)
-	}
-	return env, v.ComposeV2
-}
 
 // pluginConfig is a DOCKER_CONFIG directory holding bin as the compose CLI plugin.
 func pluginConfig(t *testing.T, bin string) string {
@@ -65,7 +34,7 @@ func pluginConfig(t *testing.T, bin string) string {
 }
 
 func TestComposeV2DetectPlugin(t *testing.T) {
-	_, bin := composeV2(t)
+	_, bin := testenv.RequireComposeV2(t)
 	t.Setenv(EnvOverride, "")
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 
@@ -74,16 +43,16 @@ func TestComposeV2DetectPlugin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(c.Argv, " ") != "docker compose" || c.Version != composeV2Version || c.Major != 2 || c.V1() {
-		t.Errorf("with the plugin installed: detected %+v, want docker compose %s", c, composeV2Version)
+	if strings.Join(c.Argv, " ") != "docker compose" || c.Version != testenv.ComposeV2Version || c.Major != 2 || c.V1() {
+		t.Errorf("with the plugin installed: detected %+v, want docker compose %s", c, testenv.ComposeV2Version)
 	}
-	if got := c.String(); got != "docker compose "+composeV2Version {
+	if got := c.String(); got != "docker compose "+testenv.ComposeV2Version {
 		t.Errorf("String() = %q", got)
 	}
 
 	// The same forced by name.
 	t.Setenv(EnvOverride, "docker compose")
-	if c, err := Detect(context.Background()); err != nil || c.Version != composeV2Version || c.V1() {
+	if c, err := Detect(context.Background()); err != nil || c.Version != testenv.ComposeV2Version || c.V1() {
 		t.Errorf("SLIPWAY_COMPOSE=\"docker compose\": %+v %v", c, err)
 	}
 
@@ -103,7 +72,7 @@ func TestComposeV2DetectPlugin(t *testing.T) {
 }
 
 func TestComposeV2DetectStandaloneOverride(t *testing.T) {
-	_, bin := composeV2(t)
+	_, bin := testenv.RequireComposeV2(t)
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	t.Setenv("DOCKER_CONFIG", t.TempDir()) // no plugin: the override alone decides
 	t.Setenv(EnvOverride, bin)
@@ -112,8 +81,8 @@ func TestComposeV2DetectStandaloneOverride(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(c.Argv) != 1 || c.Argv[0] != bin || c.Version != composeV2Version || c.V1() {
-			t.Errorf("detect %d: %+v, want %s %s (v2)", i, c, bin, composeV2Version)
+		if len(c.Argv) != 1 || c.Argv[0] != bin || c.Version != testenv.ComposeV2Version || c.V1() {
+			t.Errorf("detect %d: %+v, want %s %s (v2)", i, c, bin, testenv.ComposeV2Version)
 		}
 	}
 	cache, err := os.ReadFile(filepath.Join(os.Getenv("XDG_CACHE_HOME"), "slipway", "compose-version.json"))
@@ -125,7 +94,7 @@ func TestComposeV2DetectStandaloneOverride(t *testing.T) {
 // Both ways of running v2 create a real project from a v2-only file (a
 // top-level name, which v1 rejects) with the project flags, then take it down.
 func TestComposeV2RunsProject(t *testing.T) {
-	env, bin := composeV2(t)
+	env, bin := testenv.RequireComposeV2(t)
 	image := env.FixtureImage("debian:bookworm")
 	if out, err := exec.Command("docker", "image", "inspect", "--format", ".", image).CombinedOutput(); err != nil {
 		t.Fatalf("fixture image %s not on the agent (services.sh up pulls it): %v %s", image, err, out)
@@ -177,7 +146,7 @@ func TestComposeV2RunsProject(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !strings.HasPrefix(string(out), composeV2Version+" ") || !strings.Contains(string(out), "FROM_ENV=from-child-env") {
+			if !strings.HasPrefix(string(out), testenv.ComposeV2Version+" ") || !strings.Contains(string(out), "FROM_ENV=from-child-env") {
 				t.Errorf("container made by %s: %s", c, out)
 			}
 			// The plain progress COMPOSE_PROGRESS asks for: no cursor movement for the log.

@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -27,39 +26,6 @@ import (
 	"github.com/slipway-dev/slipway/tools/internal/sshx"
 	"github.com/slipway-dev/slipway/tools/internal/testenv"
 )
-
-// composeV2Version is what services.sh builds (COMPOSE_V2_VERSION in
-// test/scripts/lib-targets.sh).
-const composeV2Version = "2.40.3"
-
-// composeV2Target is the first target env.json says has Compose v2, and the
-// agent's v2 binary. None fails under CI and skips otherwise, as missing
-// services do.
-func composeV2Target(t *testing.T, env *testenv.Env) (testenv.Target, string) {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(env.StateDir, "env.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v struct {
-		ComposeV2 string
-		Targets   []struct{ Name, Compose string }
-	}
-	if err := json.Unmarshal(data, &v); err != nil {
-		t.Fatalf("env.json: %v", err)
-	}
-	for _, tg := range v.Targets {
-		if tg.Compose == "v2" && v.ComposeV2 != "" {
-			return env.Target(t, tg.Name), v.ComposeV2
-		}
-	}
-	msg := "env.json lists no target with Compose v2: rerun test/scripts/services.sh up (it installs v2 on t3)"
-	if testenv.Required() {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return testenv.Target{}, ""
-}
 
 // probeTarget runs remote.Probe on tg over a connection of its own.
 func probeTarget(t *testing.T, tg testenv.Target, dir string) *remote.Facts {
@@ -132,7 +98,7 @@ func deleteManifest(t *testing.T, tenv *testenv.Env, ref string) {
 
 func TestComposeV2Deploy(t *testing.T) {
 	tenv := rollFixtures(t)
-	tg, v2bin := composeV2Target(t, tenv)
+	_, tg, v2bin := testenv.ComposeV2Target(t)
 	project, port := siteName("slwcv2")
 	web1, web2 := ownWebImages(t, tenv, tg, project) // before newRollSite: cleaned after its containers
 	s := newRollSite(t, tenv, project, port, tg)
@@ -156,16 +122,16 @@ func TestComposeV2Deploy(t *testing.T) {
 			t.Fatalf("docker ps on %s: %v %q", tg.Name, err, out)
 		}
 		for _, line := range strings.Split(out, "\n") {
-			if !strings.HasSuffix(line, " "+composeV2Version) {
-				t.Errorf("container %q was not made by Compose %s", line, composeV2Version)
+			if !strings.HasSuffix(line, " "+testenv.ComposeV2Version) {
+				t.Errorf("container %q was not made by Compose %s", line, testenv.ComposeV2Version)
 			}
 		}
 	}
 
 	t.Run("probe reports compose v2", func(t *testing.T) {
 		f := probeTarget(t, tg, s.dir(tg))
-		if f.Compose != remote.ComposeV2 || f.ComposeVer != composeV2Version {
-			t.Errorf("probe of %s: compose %q %q, want v2 %s", tg.Name, f.Compose, f.ComposeVer, composeV2Version)
+		if f.Compose != remote.ComposeV2 || f.ComposeVer != testenv.ComposeV2Version {
+			t.Errorf("probe of %s: compose %q %q, want v2 %s", tg.Name, f.Compose, f.ComposeVer, testenv.ComposeV2Version)
 		}
 	})
 
@@ -192,8 +158,8 @@ func TestComposeV2Deploy(t *testing.T) {
 		if len(r.res.Hosts) != 1 || r.res.Hosts[0].Compose != string(remote.ComposeV2) {
 			t.Errorf("result hosts %+v, want compose v2", r.res.Hosts)
 		}
-		if !strings.Contains(r.stderr, "v2 "+composeV2Version) {
-			t.Errorf("the log does not name Compose v2 %s", composeV2Version)
+		if !strings.Contains(r.stderr, "v2 "+testenv.ComposeV2Version) {
+			t.Errorf("the log does not name Compose v2 %s", testenv.ComposeV2Version)
 		}
 		lockFree(t)
 		madeByV2(t)

@@ -36,6 +36,7 @@ type Env struct {
 	RegistryPassword string
 	CACert           string // path to the CA certificate
 	FixtureRegistry  string // prefix of the base images, e.g. "10.213.0.1:5443/slipway-fixtures"
+	ComposeV2        string // the agent's Compose v2 binary (standalone; also the targets' plugin)
 	Targets          []Target
 }
 
@@ -49,6 +50,7 @@ type Target struct {
 	KnownHosts string // known_hosts file holding this target's host keys
 	DockerHost string // "unix:///.../t1/docker.sock": the target's own engine, usable from the agent
 	Dir        string // a directory User may deploy into
+	Compose    string // "v1" (docker-compose) or "v2" (the docker compose plugin)
 }
 
 const hint = "start them with `make services` (test/scripts/services.sh up, as root)"
@@ -139,6 +141,38 @@ func RequireDocker(t testing.TB) {
 	if dockerErr != nil {
 		unavailable(t, dockerErr)
 	}
+}
+
+// ComposeV2Version is the Compose v2 that services.sh builds
+// (COMPOSE_V2_VERSION in test/scripts/lib-targets.sh).
+const ComposeV2Version = "2.40.3"
+
+// RequireComposeV2 returns the agent's Compose v2 binary, or ends the test as
+// Require does when services.sh has not built it.
+func RequireComposeV2(t testing.TB) (*Env, string) {
+	t.Helper()
+	env := Require(t)
+	if env.ComposeV2 == "" {
+		unavailable(t, errors.New("env.json has no ComposeV2 (services.sh up builds Compose v2)"))
+	}
+	if _, err := os.Stat(env.ComposeV2); err != nil {
+		unavailable(t, fmt.Errorf("Compose v2 of env.json: %w", err))
+	}
+	return env, env.ComposeV2
+}
+
+// ComposeV2Target returns the first target whose server runs Compose v2 (t3),
+// or ends the test as Require does.
+func ComposeV2Target(t testing.TB) (*Env, Target, string) {
+	t.Helper()
+	env, bin := RequireComposeV2(t)
+	for _, tg := range env.Targets {
+		if tg.Compose == "v2" {
+			return env, tg, bin
+		}
+	}
+	unavailable(t, errors.New("env.json lists no target with Compose v2 (services.sh up installs it on t3)"))
+	return nil, Target{}, ""
 }
 
 // Required says whether missing services fail tests (CI=true or

@@ -27,34 +27,6 @@ import (
 	"github.com/slipway-dev/slipway/tools/internal/testenv"
 )
 
-const composeV2Version = "2.40.3" // COMPOSE_V2_VERSION in test/scripts/lib-targets.sh
-
-// composeV2Bin is the agent's Compose v2 from env.json; a missing one fails
-// under CI and skips otherwise, as missing services do.
-func composeV2Bin(t *testing.T) string {
-	t.Helper()
-	env := testenv.Require(t)
-	data, err := os.ReadFile(filepath.Join(env.StateDir, "env.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v struct{ ComposeV2 string }
-	if err := json.Unmarshal(data, &v); err != nil {
-		t.Fatalf("env.json: %v", err)
-	}
-	if v.ComposeV2 == "" {
-		msg := "env.json has no ComposeV2: rerun test/scripts/services.sh up (it builds Compose v2)"
-		if testenv.Required() {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	if _, err := os.Stat(v.ComposeV2); err != nil {
-		t.Fatalf("Compose v2 of env.json: %v (rerun test/scripts/services.sh up)", err)
-	}
-	return v.ComposeV2
-}
-
 // buildSlipway builds the slipway command into the test's temporary directory
 // (the go build cache makes all but the first a link).
 func buildSlipway(t *testing.T) string {
@@ -159,10 +131,10 @@ func pluginDockerConfig(t *testing.T, bin string) string {
 
 func TestComposeV2SlipwayTestPasses(t *testing.T) {
 	t.Parallel()
-	bin := composeV2Bin(t)
+	_, bin := testenv.RequireComposeV2(t)
 	for _, mode := range []struct{ name, compose string }{
-		{"SLIPWAY_COMPOSE", bin + " " + composeV2Version},
-		{"plugin", "docker compose " + composeV2Version},
+		{"SLIPWAY_COMPOSE", bin + " " + testenv.ComposeV2Version},
+		{"plugin", "docker compose " + testenv.ComposeV2Version},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
@@ -202,13 +174,13 @@ func TestComposeV2SlipwayTestPasses(t *testing.T) {
 
 func TestComposeV2SlipwayTestFails(t *testing.T) {
 	t.Parallel()
-	bin := composeV2Bin(t)
+	_, bin := testenv.RequireComposeV2(t)
 	r := slipwayTestV2(t, newStack(t), []string{"SLIPWAY_COMPOSE=" + bin, "TESTS_EXIT=4"}, nil)
 	if r.code != exit.TestsFailed {
 		t.Fatalf("exit %d, want %d:\n%s", r.code, exit.TestsFailed, r.out)
 	}
 	s := r.sum
-	if s.Compose != bin+" "+composeV2Version || s.Result != ResultFailed || s.ExitCode != exit.TestsFailed || fmt.Sprint(s.Failed) != "[tests]" {
+	if s.Compose != bin+" "+testenv.ComposeV2Version || s.Result != ResultFailed || s.ExitCode != exit.TestsFailed || fmt.Sprint(s.Failed) != "[tests]" {
 		t.Errorf("summary: compose %q, result %s, exit %d, failed %v", s.Compose, s.Result, s.ExitCode, s.Failed)
 	}
 	if tests := s.Services["tests"]; tests == nil || tests.ExitCode == nil || *tests.ExitCode != 4 || tests.Outcome != OutcomeFailed {
@@ -222,7 +194,7 @@ func TestComposeV2SlipwayTestFails(t *testing.T) {
 // A cancelled run (SIGTERM, as Jenkins aborts) still takes the v2 stack down.
 func TestComposeV2SlipwayTestCancelledTearsDown(t *testing.T) {
 	t.Parallel()
-	bin := composeV2Bin(t)
+	_, bin := testenv.RequireComposeV2(t)
 	signalled := false
 	r := slipwayTestV2(t, newStack(t), []string{"SLIPWAY_COMPOSE=" + bin, "TESTS_SLEEP=5m"}, func(line string, cmd *exec.Cmd) {
 		if !signalled && strings.Contains(line, "started test service tests") {
@@ -246,7 +218,7 @@ func TestComposeV2SlipwayTestCancelledTearsDown(t *testing.T) {
 // user with a plugin install runs it; no DOCKER_BUILDKIT=0, no buildx.
 func TestComposeV2SlipwayTestSampleApp(t *testing.T) {
 	t.Parallel()
-	bin := composeV2Bin(t)
+	_, bin := testenv.RequireComposeV2(t)
 	env := testenv.Require(t)
 	requireStack(t)
 	src := testenv.SampleAppDir(t)
@@ -288,7 +260,7 @@ func TestComposeV2SlipwayTestSampleApp(t *testing.T) {
 		t.Fatalf("exit %d, want 0:\n%s", r.code, r.out)
 	}
 	s := r.sum
-	if s.Compose != "docker compose "+composeV2Version || s.Result != ResultPassed {
+	if s.Compose != "docker compose "+testenv.ComposeV2Version || s.Result != ResultPassed {
 		t.Errorf("summary: compose %q, result %s", s.Compose, s.Result)
 	}
 	web, db, tests := s.Services["web"], s.Services["db"], s.Services["tests"]

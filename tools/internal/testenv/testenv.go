@@ -156,7 +156,7 @@ func RequireComposeV2(t testing.TB) (*Env, string) {
 		unavailable(t, errors.New("env.json has no ComposeV2 (services.sh up builds Compose v2)"))
 	}
 	if _, err := os.Stat(env.ComposeV2); err != nil {
-		unavailable(t, fmt.Errorf("Compose v2 of env.json: %w", err))
+		unavailable(t, fmt.Errorf("the Compose v2 binary named in env.json: %w", err))
 	}
 	return env, env.ComposeV2
 }

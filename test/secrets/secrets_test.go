@@ -416,13 +416,35 @@ func (r *leakRun) check(t *testing.T, pipeline func(ctx context.Context) []*run,
 		rel, err := filepath.Rel(filepath.Join(r.deployDir, "releases"), p)
 		return err == nil && !strings.HasPrefix(rel, "..") && filepath.Base(rel) == ".env" && strings.Count(rel, "/") == 1
 	}
-	skipCreds := func(p string) bool { return p == r.dirs["creds"] || isEnvFile(p) }
+	// The engines' data roots are searched below, each with its own needles
+	// (the target's containers hold the app secret by design); a checkout
+	// under /tmp puts the test targets' roots inside the /tmp walk too.
+	type engineRoot struct {
+		dir string
+		ns  []needle
+	}
+	var engines []engineRoot
+	for _, e := range []struct {
+		host string
+		ns   []needle
+	}{{"", ns}, {tg.DockerHost, withoutSecret(ns, r.app.name)}} {
+		if dr, err := docker(ctx, e.host, "info", "--format", "{{.DockerRootDir}}"); err == nil && dr != "" {
+			engines = append(engines, engineRoot{dr, e.ns})
+		}
+	}
+	skipCreds := func(p string) bool {
+		for _, e := range engines {
+			if p == e.dir {
+				return true
+			}
+		}
+		return p == r.dirs["creds"] || isEnvFile(p)
+	}
 	// The engines' metadata (image configs, container configs): ctime-bound,
 	// since they are shared. On the target the app secret is in the web
 	// container's config by design (compose environment:), so it is left out
 	// of that one search.
 	since := scanOpts{changedSince: start.Add(-time.Second)}
-	noApp := withoutSecret(ns, r.app.name)
 	type area struct {
 		root string
 		ns   []needle
@@ -448,14 +470,9 @@ func (r *leakRun) check(t *testing.T, pipeline func(ctx context.Context) []*run,
 	for _, d := range []string{".docker", ".ssh", ".config", ".local", ".cache", ".gitconfig", ".git-credentials", ".netrc"} {
 		areas = append(areas, area{filepath.Join(home, d), ns, since})
 	}
-	for _, e := range []struct {
-		host string
-		ns   []needle
-	}{{"", ns}, {tg.DockerHost, noApp}} {
-		if dr, err := docker(ctx, e.host, "info", "--format", "{{.DockerRootDir}}"); err == nil && dr != "" {
-			for _, sub := range []string{"image", "containers"} {
-				areas = append(areas, area{filepath.Join(dr, sub), e.ns, since})
-			}
+	for _, e := range engines {
+		for _, sub := range []string{"image", "containers"} {
+			areas = append(areas, area{filepath.Join(e.dir, sub), e.ns, since})
 		}
 	}
 	scanned := map[string]bool{}

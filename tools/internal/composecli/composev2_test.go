@@ -20,25 +20,12 @@ import (
 	"github.com/slipway-dev/slipway/tools/internal/testenv"
 )
 
-// pluginConfig is a DOCKER_CONFIG directory holding bin as the compose CLI plugin.
-func pluginConfig(t *testing.T, bin string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "cli-plugins"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(bin, filepath.Join(dir, "cli-plugins", "docker-compose")); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 func TestComposeV2DetectPlugin(t *testing.T) {
 	_, bin := testenv.RequireComposeV2(t)
 	t.Setenv(EnvOverride, "")
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 
-	t.Setenv("DOCKER_CONFIG", pluginConfig(t, bin))
+	t.Setenv("DOCKER_CONFIG", testenv.ComposePluginConfig(t, bin))
 	c, err := Detect(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +90,7 @@ func TestComposeV2RunsProject(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			t.Setenv("XDG_CACHE_HOME", t.TempDir())
 			if mode == "plugin" {
-				t.Setenv("DOCKER_CONFIG", pluginConfig(t, bin))
+				t.Setenv("DOCKER_CONFIG", testenv.ComposePluginConfig(t, bin))
 				t.Setenv(EnvOverride, "")
 			} else {
 				t.Setenv("DOCKER_CONFIG", t.TempDir())

@@ -161,6 +161,20 @@ func RequireComposeV2(t testing.TB) (*Env, string) {
 	return env, env.ComposeV2
 }
 
+// ComposePluginConfig returns a new DOCKER_CONFIG directory holding bin as
+// the docker CLI's compose plugin (cli-plugins/docker-compose).
+func ComposePluginConfig(t testing.TB, bin string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "cli-plugins"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(bin, filepath.Join(dir, "cli-plugins", "docker-compose")); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // ComposeV2Target returns the first target whose server runs Compose v2 (t3),
 // or ends the test as Require does.
 func ComposeV2Target(t testing.TB) (*Env, Target, string) {

@@ -116,19 +116,6 @@ func slipwayTestV2(t *testing.T, dir string, env []string, onLine func(line stri
 	return r
 }
 
-// pluginDockerConfig is a DOCKER_CONFIG directory with bin as the compose plugin.
-func pluginDockerConfig(t *testing.T, bin string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "cli-plugins"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(bin, filepath.Join(dir, "cli-plugins", "docker-compose")); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 func TestComposeV2SlipwayTestPasses(t *testing.T) {
 	t.Parallel()
 	_, bin := testenv.RequireComposeV2(t)
@@ -140,7 +127,7 @@ func TestComposeV2SlipwayTestPasses(t *testing.T) {
 			t.Parallel()
 			env := []string{"SLIPWAY_COMPOSE=" + bin, "DOCKER_CONFIG=" + t.TempDir()}
 			if mode.name == "plugin" {
-				env = []string{"SLIPWAY_COMPOSE=", "DOCKER_CONFIG=" + pluginDockerConfig(t, bin)}
+				env = []string{"SLIPWAY_COMPOSE=", "DOCKER_CONFIG=" + testenv.ComposePluginConfig(t, bin)}
 			}
 			r := slipwayTestV2(t, newStack(t), env, nil)
 			if r.code != 0 {

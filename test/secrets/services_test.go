@@ -66,13 +66,20 @@ func requireServices(t *testing.T) *services {
 	t.Helper()
 	s, err := loadServices(t)
 	if err != nil {
-		msg := fmt.Sprintf("test services unavailable: %v; start them with `make services` (test/scripts/services.sh up, as root)", err)
-		if os.Getenv("CI") == "true" || os.Getenv("SLIPWAY_REQUIRE_SERVICES") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg + " (set SLIPWAY_REQUIRE_SERVICES=1 to fail instead of skip)")
+		unavailable(t, fmt.Sprintf("test services unavailable: %v; start them with `make services` (test/scripts/services.sh up, as root)", err))
 	}
 	return s
+}
+
+// unavailable ends a test whose services are missing: Fatal under CI=true or
+// SLIPWAY_REQUIRE_SERVICES=1 (as tools/internal/testenv, which test/ cannot
+// import), Skip otherwise.
+func unavailable(t *testing.T, msg string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" || os.Getenv("SLIPWAY_REQUIRE_SERVICES") == "1" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg + " (set SLIPWAY_REQUIRE_SERVICES=1 to fail instead of skip)")
 }
 
 func loadServices(t *testing.T) (*services, error) {

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -130,6 +132,34 @@ func (c *Conn) dialHop(ctx context.Context, prev *ssh.Client, h *hop, auth ssh.A
 			h, stage, h.connectTimeout, ErrConnectTimeout)
 	}
 
+	// sshd closes new connections before its banner while MaxStartups
+	// unauthenticated ones are pending (10 by default): many deploys to one
+	// server at once meet that. Such a connection is tried again, with
+	// backoff, within the hop's connect timeout.
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		client, dropped, err := c.dialHopOnce(dctx, prev, h, auth, offered, hk, reads, timeoutErr)
+		if !dropped {
+			return client, err
+		}
+		wait := backoff + time.Duration(rand.Int64N(int64(backoff)))
+		if d, ok := dctx.Deadline(); ok && time.Until(d) < wait+100*time.Millisecond {
+			return nil, fmt.Errorf("connecting to %s: the server closed the connection before its SSH banner %d times (sshd drops new connections while too many are unauthenticated: raise MaxStartups in its sshd_config, or lower --parallel): %w", h, attempt, err)
+		}
+		select {
+		case <-dctx.Done():
+			return nil, timeoutErr("SSH handshake")
+		case <-time.After(wait):
+		}
+		if backoff < time.Second {
+			backoff *= 2
+		}
+	}
+}
+
+// dialHopOnce is one attempt of dialHop; dropped reports a connection the
+// server closed before sending anything (worth another attempt).
+func (c *Conn) dialHopOnce(dctx context.Context, prev *ssh.Client, h *hop, auth ssh.AuthMethod, offered []string, hk *hostKeyChecker, reads *atomic.Int64, timeoutErr func(string) error) (*ssh.Client, bool, error) {
 	var raw net.Conn
 	var err error
 	if prev == nil {
@@ -140,21 +170,25 @@ func (c *Conn) dialHop(ctx context.Context, prev *ssh.Client, h *hop, auth ssh.A
 	}
 	if err != nil {
 		if dctx.Err() != nil {
-			return nil, timeoutErr("TCP connect")
+			return nil, false, timeoutErr("TCP connect")
 		}
 		if prev != nil {
-			return nil, fmt.Errorf("connecting to %s: the jump host could not open a connection to %s: %w", h, h.addr(), err)
+			return nil, false, fmt.Errorf("connecting to %s: the jump host could not open a connection to %s: %w", h, h.addr(), err)
 		}
-		return nil, fmt.Errorf("connecting to %s: %w (check the host name and port, and that sshd runs there)", h, err)
+		return nil, false, fmt.Errorf("connecting to %s: %w (check the host name and port, and that sshd runs there)", h, err)
 	}
 
 	// Deadlines do not work on channel conns, so the bound is enforced by
 	// closing the conn, which makes the handshake return.
 	stop := context.AfterFunc(dctx, func() { raw.Close() })
+	kexed := false // the server got as far as showing its host key
 	config := &ssh.ClientConfig{
-		User:              h.user,
-		Auth:              []ssh.AuthMethod{auth},
-		HostKeyCallback:   hk.callback,
+		User: h.user,
+		Auth: []ssh.AuthMethod{auth},
+		HostKeyCallback: func(host string, remote net.Addr, key ssh.PublicKey) error {
+			kexed = true
+			return hk.callback(host, remote, key)
+		},
 		HostKeyAlgorithms: hk.algorithms(),
 		ClientVersion:     "SSH-2.0-slipway",
 	}
@@ -165,21 +199,24 @@ func (c *Conn) dialHop(ctx context.Context, prev *ssh.Client, h *hop, auth ssh.A
 		if cc != nil {
 			cc.Close()
 		}
-		return nil, timeoutErr("SSH handshake")
+		return nil, false, timeoutErr("SSH handshake")
 	}
 	if err != nil {
 		raw.Close()
 		if hk.err != nil {
-			return nil, fmt.Errorf("connecting to %s: %w", h, hk.err)
+			return nil, false, fmt.Errorf("connecting to %s: %w", h, hk.err)
+		}
+		if !kexed && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+			return nil, true, err
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
-			return nil, fmt.Errorf("connecting to %s: the server refused every key offered as %q (%s); check the user name and that one of these public keys is in ~%s/.ssh/authorized_keys on the server: %w",
+			return nil, false, fmt.Errorf("connecting to %s: the server refused every key offered as %q (%s); check the user name and that one of these public keys is in ~%s/.ssh/authorized_keys on the server: %w",
 				h, h.user, strings.Join(offered, ", "), h.user, ErrAuth)
 		}
-		return nil, fmt.Errorf("connecting to %s: %w", h, err)
+		return nil, false, fmt.Errorf("connecting to %s: %w", h, err)
 	}
 	c.handshakes++
-	return ssh.NewClient(cc, chans, reqs), nil
+	return ssh.NewClient(cc, chans, reqs), false, nil
 }
 
 // watch notices the transport going away for any reason.

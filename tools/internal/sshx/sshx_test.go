@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -759,5 +760,41 @@ func writeFile(t *testing.T, path, content string) {
 	}
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMaxStartupsDropIsRetried: sshd closes new connections before its
+// banner while MaxStartups unauthenticated ones are pending (what many
+// deploys to one server at once meet). Dial tries again with backoff and
+// connects once a slot frees.
+func TestMaxStartupsDropIsRetried(t *testing.T) {
+	s := sshtest.Start(t, sshtest.Options{ExtraConfig: []string{"MaxStartups 1", "LoginGraceTime 30"}})
+	hog := func() net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", s.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// It holds the one unauthenticated slot once sshd has sent it a banner.
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err != nil {
+			t.Fatalf("hog connection: %v", err)
+		}
+		return c
+	}
+
+	h := hog()
+	go func() {
+		time.Sleep(700 * time.Millisecond)
+		h.Close()
+	}()
+	o := baseOpts(s, nil)
+	o.ConnectTimeout = 20 * time.Second
+	c := dial(t, s.Target(), o)
+	if out, err := c.Output(context.Background(), "echo ok", nil); err != nil || string(out) != "ok\n" {
+		t.Fatalf("%q %v", out, err)
+	}
+	if !strings.Contains(s.Log(), "past MaxStartups") {
+		t.Errorf("sshd dropped no connection, so nothing was retried:\n%s", s.Log())
 	}
 }

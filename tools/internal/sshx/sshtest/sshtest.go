@@ -50,7 +50,7 @@ type Options struct {
 	HostKeyTypes  []string // host keys to generate; default ed25519, ecdsa, rsa
 	ClientKeyType string   // default ed25519
 	Passphrase    string   // encrypt the client key file with this passphrase
-	ExtraConfig   []string // extra sshd_config lines (appended)
+	ExtraConfig   []string // extra sshd_config lines (they override the defaults)
 	// AuthorizedKeys are accepted besides the generated client key (e.g.
 	// another Server's ClientPublic, so one key opens a bastion and a target).
 	AuthorizedKeys []ssh.PublicKey
@@ -221,7 +221,19 @@ func (s *Server) start(port int, authKeys string, opts Options) error {
 	for _, typ := range opts.HostKeyTypes {
 		cfg = append(cfg, "HostKey "+s.HostKeys[typ].Path)
 	}
-	cfg = append(cfg, opts.ExtraConfig...)
+	// An extra line replaces the default with its keyword (sshd keeps the
+	// first value of most keywords but the last of some, MaxStartups one).
+	extra := map[string]bool{}
+	for _, l := range opts.ExtraConfig {
+		extra[strings.ToLower(strings.Fields(l + " x")[0])] = true
+	}
+	kept := cfg[:0]
+	for _, l := range cfg {
+		if !extra[strings.ToLower(strings.Fields(l)[0])] {
+			kept = append(kept, l)
+		}
+	}
+	cfg = append(kept, opts.ExtraConfig...)
 	cfgPath := filepath.Join(s.Dir, "sshd_config")
 	if err := os.WriteFile(cfgPath, []byte(strings.Join(cfg, "\n")+"\n"), 0o644); err != nil {
 		return err

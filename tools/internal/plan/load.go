@@ -205,10 +205,7 @@ func loadCompose(ctx context.Context, opts Options, interpolate bool) (*types.Pr
 		return nil, src, usageErr(ctx, "", err)
 	}
 	for _, f := range po.ConfigPaths {
-		if err := checkAliasCycles(f); err != nil {
-			return nil, src, err
-		}
-		if err := checkServiceEnvFiles(f); err != nil {
+		if err := precheckComposeFile(f); err != nil {
 			return nil, src, err
 		}
 	}

@@ -15,14 +15,26 @@ import (
 	"github.com/slipway-dev/slipway/tools/internal/exit"
 )
 
+// precheckComposeFile reads a compose file once for the checks the loader
+// lacks: alias cycles and oversized env_file: entries.
+func precheckComposeFile(file string) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil // the loader reports unreadable files
+	}
+	if err := checkAliasCycles(file, data); err != nil {
+		return err
+	}
+	return checkServiceEnvFiles(file, data)
+}
+
 // checkAliasCycles rejects a compose file in which an alias points to a node
 // that contains it (`a: &a {<<: *a}`). compose-go's loader would spend
 // minutes on such a file before giving up; this finds it in one pass over
 // the node tree, with the line. Files without aliases are not parsed.
-func checkAliasCycles(file string) error {
-	data, err := os.ReadFile(file)
-	if err != nil || !bytes.Contains(data, []byte("*")) {
-		return nil // the loader reports unreadable files
+func checkAliasCycles(file string, data []byte) error {
+	if !bytes.Contains(data, []byte("*")) {
+		return nil
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for {
@@ -95,9 +107,8 @@ func envFileSize(f, what string) error {
 // checkServiceEnvFiles applies MaxEnvFileSize to the env_file: entries of
 // a compose file's services before the loader reads them. Paths written with
 // ${VAR} are left to the loader.
-func checkServiceEnvFiles(file string) error {
-	data, err := os.ReadFile(file)
-	if err != nil || !bytes.Contains(data, []byte("env_file")) {
+func checkServiceEnvFiles(file string, data []byte) error {
+	if !bytes.Contains(data, []byte("env_file")) {
 		return nil
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))

@@ -47,6 +47,9 @@ func TestComposeV2DetectPlugin(t *testing.T) {
 	t.Setenv(EnvOverride, "")
 	t.Setenv("DOCKER_CONFIG", t.TempDir())
 	if _, err := exec.LookPath("docker-compose"); err != nil {
+		if testenv.Required() {
+			t.Fatal("no docker-compose v1 on PATH for the fallback half (services.sh up installs it)")
+		}
 		t.Skip("no docker-compose v1 on PATH for the fallback half")
 	}
 	c, err = Detect(context.Background())

@@ -141,7 +141,6 @@ func contains(s []string, v string) bool {
 // outcome is what happened to one test (or command) over all its runs.
 type outcome struct {
 	pass, fail, skip int
-	elapsed          []float64 // seconds, per run
 	recovery         []time.Duration
 	execs            int64 // fuzz inputs tried (commands only)
 	lastFail         string
@@ -171,7 +170,6 @@ type event struct {
 	Action  string
 	Package string
 	Test    string
-	Elapsed float64
 	Output  string
 }
 
@@ -242,7 +240,6 @@ func (r *results) parse(pkg string, rd io.Reader) error {
 			case "skip":
 				o.skip++
 			}
-			o.elapsed = append(o.elapsed, e.Elapsed)
 			delete(logs, e.Test)
 		}
 	}
@@ -264,9 +261,7 @@ func (r *results) command(ctx context.Context, argv []string) {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "SLIPWAY_REQUIRE_SERVICES=1")
 	cmd.Stdout, cmd.Stderr = &buf, &buf
-	t0 := time.Now()
 	err := cmd.Run()
-	o.elapsed = append(o.elapsed, time.Since(t0).Seconds())
 	if err != nil {
 		o.fail++
 		o.lastFail = lastLines(buf.String(), 12)

@@ -434,7 +434,7 @@ func revertHost(ctx context.Context, strategy Strategy, r *hostRun, why string) 
 	} else {
 		log.Printf("rolling back to %s", target)
 	}
-	_, wasPaused := paused.Load(d) // a paused rolling host is left as it is, connection or not
+	wasPaused := d.pausedService() != "" // a paused rolling host is left as it is, connection or not
 	err := strategy.Revert(rctx, d)
 	if err != nil && !wasPaused && !d.Host.DryRun && !r.connAlive(rctx) {
 		// The connection died mid-converge while this process lives: roll

@@ -50,8 +50,8 @@ func planCommand() *cli.Command {
 				_, err = fmt.Fprintf(c.App.Writer, "%s\n", data)
 				return err
 			}
-			logger().Printf("project %s, commit %s%s, %d image(s) to build", p.Manifest.Project,
-				p.Manifest.ShortCommit, branchNote(p), len(p.Builds))
+			logger().Printf("project %s (name from %s), commit %s%s, %d image(s) to build", p.Manifest.Project,
+				p.ProjectFrom, p.Manifest.ShortCommit, branchNote(p), len(p.Builds))
 			return p.WriteTable(c.App.Writer)
 		},
 	}

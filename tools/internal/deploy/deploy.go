@@ -360,6 +360,10 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 		r.failUnchanged(log, projectMismatch(r.name, facts.Dir, cur, prevProject, b.m.Project))
 		return
 	}
+	if err := releaseOfOtherProject(rels, b.m.Commit, b.m.Project, r.name); err != nil {
+		r.failUnchanged(log, err)
+		return
+	}
 	commit := b.m.Commit
 	d := &HostDeploy{Host: h, Conn: c.c, Release: commit, Previous: facts.Current, Log: log,
 		cfg:    hostConfig{healthTimeout: o.HealthTimeout, smokeURL: o.SmokeURL, preDeploy: o.PreDeploy},

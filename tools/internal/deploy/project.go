@@ -26,6 +26,21 @@ func projectMismatch(host, dir, current, running, want string) error {
 		host, dir, running, short(current), want, running, running, running, running, want)
 }
 
+// releaseOfOtherProject refuses to upload a release over one of the same
+// commit that was deployed under another project: its release.json records
+// the project its rollbacks run under, and is never rewritten by another.
+func releaseOfOtherProject(rels []remote.Release, commit, project, host string) error {
+	for _, rel := range rels {
+		if rel.Name == commit && rel.Meta != nil && rel.Meta.Project != "" && rel.Meta.Project != project {
+			return exit.Usagef("%s: release %s is already there as project %q (its release.json), and this deploy is project %q: "+
+				"a release keeps the project it was first deployed under, nothing was changed; "+
+				"deploy a new commit under %q (git commit --allow-empty will do), or go back to it under its own project with slipway rollback --to %s",
+				host, short(commit), rel.Meta.Project, project, project, short(commit))
+		}
+	}
+	return nil
+}
+
 // renamed reports whether the host's previous release runs under another
 // project than the one being converged (a rename, or a rollback across one).
 func (d *HostDeploy) renamed() bool {

@@ -101,4 +101,20 @@ func TestProjectMismatchRefusedRenameAndRollback(t *testing.T) {
 	if res.Project != "shop" || res.Hosts[0].RenamedFrom != "shop-other" {
 		t.Errorf("rollback result project %q renamedFrom %q", res.Project, res.Hosts[0].RenamedFrom)
 	}
+
+	// v2 is on the host as shop-other: its release.json is not rewritten by
+	// shop, even with --rename-project.
+	meta := filepath.Join(h.dir(), "releases", commitOf("v2"), "release.json")
+	metaBefore, _ := os.ReadFile(meta)
+	r = deployTo(t, release(t, "v2", nil), []*fakeHost{h}, func(o *Options) { o.RenameProject = true })
+	wantCode(t, r, exit.Usage)
+	if !strings.Contains(r.err.Error(), `already there as project "shop-other"`) {
+		t.Errorf("refusal: %v", r.err)
+	}
+	if after, _ := os.ReadFile(meta); !bytes.Equal(after, metaBefore) {
+		t.Errorf("release.json of v2 rewritten:\n%s\n->\n%s", metaBefore, after)
+	}
+	if h.runningRelease() != commitOf("v1") {
+		t.Errorf("running %s after the refusal, want v1", h.runningRelease())
+	}
 }

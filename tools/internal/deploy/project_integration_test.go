@@ -61,6 +61,18 @@ func asProject(t *testing.T, e *itEnv, name, p string) {
 		}
 	}
 	rewrite("slipway-compose.pinned.yml", "name: "+itProject+"\n", "name: "+p+"\n")
+	// The image's healthcheck (3 s timeout, 3 retries after 20 s) can fail
+	// on a loaded machine; this test is about project names, not that.
+	rewrite("slipway-compose.pinned.yml", "    restart: unless-stopped\n  db:\n", `    restart: unless-stopped
+    healthcheck:
+      test: ["CMD", "python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=20)"]
+      interval: 3s
+      timeout: 30s
+      retries: 20
+      start_period: 180s
+  db:
+`)
+	rewrite("slipway-compose.pinned.yml", "      retries: 15\n", "      retries: 60\n")
 	rewrite("prod.env", fmt.Sprintf("WEB_PORT=%d\n", itPort), fmt.Sprintf("WEB_PORT=%d\n", pjPort))
 }
 

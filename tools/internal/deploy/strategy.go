@@ -75,6 +75,12 @@ type HostDeploy struct {
 	prevImages   []string // the previous release's images (its release.json), pulled before a revert
 	dockerConfig []byte   // config.json with auths for the pull, nil for none
 	registries   []string
+	// prevProject is the project Previous runs under when it is not Host's
+	// (a rename, or a rollback across one); "" when it is the same.
+	prevProject string
+	// volumesBefore: the project's volumes before a deploy that starts it
+	// here; nil when unknown or when the project ran here already.
+	volumesBefore map[string]bool
 
 	mu      sync.Mutex
 	changed bool

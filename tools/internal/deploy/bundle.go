@@ -53,6 +53,9 @@ func loadBundle(manifestPath, envFile string, log *progress.Logger) (*bundle, er
 				missing = append(missing, n)
 			}
 		}
+		if len(missing) == 0 {
+			return nil, exit.Usagef("manifest %s: an image-only release whose images are not pinned yet: run 'slipway push' first (it pins them)", manifestPath)
+		}
 		return nil, exit.Usagef("manifest %s: services %s have no digest: the release was not pushed; run 'slipway push' first", manifestPath, strings.Join(missing, ", "))
 	}
 	if m.PinnedCompose == "" {
@@ -161,12 +164,13 @@ func (b *bundle) collectImages() error {
 	return nil
 }
 
-// envHosts are the registries slipway pushed the built images to: the only
+// envHosts are the registries slipway pushed the built images to (for an
+// image-only release: its images' registries outside Docker Hub): the only
 // ones SLIPWAY_REGISTRY_USER/PASSWORD are sent to.
 func (b *bundle) envHosts() []string {
 	var hosts []string
-	for _, s := range b.m.Services {
-		if h, err := regauth.HostOf(s.Image); err == nil {
+	for _, img := range b.m.CredentialImages() {
+		if h, err := regauth.HostOf(img); err == nil {
 			hosts = append(hosts, h)
 		}
 	}

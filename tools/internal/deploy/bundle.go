@@ -27,6 +27,7 @@ type bundle struct {
 	projectDir string
 	model      map[string]any
 	files      []remote.File // referenced files, relative paths kept
+	checkout   bool          // the project directory (.) is mounted: files holds the tracked files under checkoutDir
 	env        []byte        // --env-file contents (nil: none)
 	images     []string      // every image reference the release runs, sorted
 	registries []string      // registry hosts of images
@@ -188,6 +189,9 @@ func (b *bundle) pullImages() []string {
 
 // addReferenced adds one referenced path (a file or a whole directory).
 func (b *bundle) addReferenced(rel string, log *progress.Logger) error {
+	if rel == "." {
+		return b.addCheckout(log)
+	}
 	abs := filepath.Join(b.projectDir, filepath.FromSlash(rel))
 	st, err := os.Stat(abs)
 	if errors.Is(err, fs.ErrNotExist) {

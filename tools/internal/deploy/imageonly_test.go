@@ -73,6 +73,18 @@ func TestImageOnlyDeployAndRollback(t *testing.T) {
 	}
 }
 
+func TestImageOnlyRollingAndSwarmDryRun(t *testing.T) {
+	for _, strategy := range []string{"rolling", "swarm"} {
+		h := newFakeHost(t, "t1")
+		r := deployTo(t, imageOnly(t, "v1", true), []*fakeHost{h}, func(o *Options) { o.Strategy = strategy; o.DryRun = true })
+		wantCode(t, r, 0)
+		// The registry of the external images gets the deploy's credentials.
+		if !strings.Contains(r.stdout+r.stderr, "credentials for reg.test:5000") {
+			t.Errorf("%s dry run logs in to no registry:\n%s\n%s", strategy, r.stdout, r.stderr)
+		}
+	}
+}
+
 // An image-only release pulls its own registry's images with the
 // SLIPWAY_REGISTRY_* credentials (there is no built image to name that
 // registry); Docker Hub images never get them.

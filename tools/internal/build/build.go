@@ -72,7 +72,7 @@ func Run(ctx context.Context, o Options) (*manifest.Manifest, error) {
 	if len(p.Builds) == 0 {
 		// An image-only project: the manifest lists its images; push pins them.
 		o.Log.Printf("nothing to build: no service has a build: section; %d image(s) to pin at push: %s",
-			len(p.Manifest.External), strings.Join(externalNames(p.Manifest), ", "))
+			len(p.Manifest.External), strings.Join(p.Manifest.ExternalNames(), ", "))
 	} else {
 		eng, err := engine.New(ctx)
 		if err != nil {
@@ -104,14 +104,6 @@ func Run(ctx context.Context, o Options) (*manifest.Manifest, error) {
 		}
 	}
 	return m, nil
-}
-
-func externalNames(m *manifest.Manifest) []string {
-	names := m.ExternalNames()
-	for i, n := range names {
-		names[i] = n + " (" + m.External[n].Ref() + ")"
-	}
-	return names
 }
 
 // rebase makes the manifest's paths (which plan gives relative to the working

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -24,7 +25,7 @@ func checkRunnable(project *types.Project) error {
 	for _, n := range sortedNames(project.Services) {
 		s := project.Services[n]
 		if s.Build == nil && strings.TrimSpace(s.Image) == "" {
-			return exit.Usagef("service %s has neither build: nor image:; add one (in %s)", n, files)
+			return exit.Usagef("service %q has neither build: nor image:; add one (in %s)", n, files)
 		}
 	}
 	return nil
@@ -83,6 +84,14 @@ func hubWarnings(project *types.Project, builds []Build) []string {
 			"write image: REGISTRY/%s (or drop image: and pass --registry)", b.Service, img, name, name))
 	}
 	return out
+}
+
+// neitherMsg is compose-go's consistency error for a service without image
+// and build; clearerMessage says which keys to add.
+var neitherMsg = regexp.MustCompile(`service "([^"]+)" has neither an image nor a build context specified(: invalid compose project)?`)
+
+func clearerMessage(msg string) string {
+	return neitherMsg.ReplaceAllString(msg, `service "$1" has neither build: nor image:; add one`)
 }
 
 func sortedNames(m types.Services) []string {

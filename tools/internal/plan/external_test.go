@@ -80,7 +80,7 @@ func TestNoImageNoBuildRefused(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := load(t, Options{WorkDir: repoWith(t, compose)})
-			wantUsage(t, err, `"worker"`, "neither")
+			wantUsage(t, err, `service "worker" has neither build: nor image:; add one`)
 		})
 	}
 	for name, compose := range map[string]string{

@@ -20,7 +20,7 @@ const imageOnlyCompose = `name: %s
 services:
   web:
     image: %s
-    command: ["sh", "-c", "mkdir -p /srv/www && echo \"$$APP_RELEASE\" > /srv/www/version && echo \"$$APP_RELEASE\" > /srv/data/seen && cd /srv/www && exec python3 -m http.server 8000"]
+    command: ["sh", "-c", "echo \"$$APP_RELEASE\" > /srv/data/seen && mkdir -p /srv/www && echo \"$$APP_RELEASE\" > /srv/www/version && cd /srv/www && exec python3 -m http.server 8000"]
     environment:
       APP_RELEASE: ${APP_RELEASE:-none}
     ports:
@@ -152,7 +152,7 @@ func TestIntegrationImageOnly(t *testing.T) {
 				args = append(args, "--manifest", manifestPath, "--env-file", envFile, "--strategy", c.strategy, "--health-timeout", "3m")
 				d := run(t, dir, baseEnv(env), 10*time.Minute, args...)
 				wantCode(t, d, 0)
-				if got := s.version(); got != name {
+				if got := waitVersion(s, name); got != name {
 					t.Fatalf("after deploying %s the site serves %q", name, got)
 				}
 				if seen, _ := os.ReadFile(filepath.Join(data, "seen")); strings.TrimSpace(string(seen)) != name {
@@ -176,10 +176,24 @@ func TestIntegrationImageOnly(t *testing.T) {
 
 			rb := run(t, dir, baseEnv(env), 10*time.Minute, append([]string{"rollback"}, s.targetArgs()...)...)
 			wantCode(t, rb, 0)
-			if got := s.version(); got != "a" {
+			if got := waitVersion(s, "a"); got != "a" {
 				t.Fatalf("after the rollback the site serves %q, want a", got)
 			}
 			s.wantNoLock(t)
 		})
+	}
+}
+
+// waitVersion polls the site until it serves want, for up to two minutes:
+// the health check passes once the version file exists, and the HTTP server
+// may bind a moment later on a loaded machine. It returns the last answer.
+func waitVersion(s *site, want string) string {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		got := s.version()
+		if got == want || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }

@@ -66,19 +66,25 @@ func Run(ctx context.Context, o Options) (*manifest.Manifest, error) {
 		return nil, err
 	}
 	o.Log.Printf("project %s (name from %s)", p.Manifest.Project, p.ProjectFrom)
+	for _, w := range p.Warnings {
+		o.Log.Warnf("%s", w)
+	}
+	ids := map[string]string{}
 	if len(p.Builds) == 0 {
-		return nil, exit.Usagef("nothing to build: no selected service has a build: section")
-	}
-	eng, err := engine.New(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer eng.Close()
+		// An image-only project: the manifest lists its images; push pins them.
+		o.Log.Printf("nothing to build: no service has a build: section; %d image(s) to pin at push: %s",
+			len(p.Manifest.External), strings.Join(p.Manifest.ExternalNames(), ", "))
+	} else {
+		eng, err := engine.New(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer eng.Close()
 
-	store := regauth.New(regauth.Options{Getenv: o.Getenv, EnvHosts: imageHosts(p)})
-	ids, err := Images(ctx, eng, p, Config{Pull: o.Pull, Parallel: o.Parallel, Log: o.Log, Auth: store})
-	if err != nil {
-		return nil, err
+		store := regauth.New(regauth.Options{Getenv: o.Getenv, EnvHosts: imageHosts(p)})
+		if ids, err = Images(ctx, eng, p, Config{Pull: o.Pull, Parallel: o.Parallel, Log: o.Log, Auth: store}); err != nil {
+			return nil, err
+		}
 	}
 	m := p.Manifest
 	for svc, id := range ids {

@@ -32,6 +32,8 @@ func buildCommand() *cli.Command {
 			"other builds. Registry credentials for FROM images: SLIPWAY_REGISTRY_USER and\n" +
 			"SLIPWAY_REGISTRY_PASSWORD (for the registry the images are pushed to), else the Docker\n" +
 			"config.json. stdout: one line per image, \"<service> <image>:<tag> <image ID>\".\n\n" +
+			"A project where no service has build: (image-only: postgres, nextcloud...) builds\n" +
+			"nothing: the manifest lists its images under external, and push pins them.\n\n" +
 			"Examples:\n" +
 			"  slipway build --registry registry.example.com:5000/shop\n" +
 			"  slipway build -f docker-compose.yml -f docker-compose.ci.yml --pull --parallel 4\n" +

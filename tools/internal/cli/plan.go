@@ -24,7 +24,11 @@ func planCommand() *cli.Command {
 			"repository and the tags computed from git: the commit from GIT_COMMIT or HEAD, the\n" +
 			"branch from BRANCH_NAME / GIT_BRANCH or HEAD, BUILD_NUMBER from Jenkins. It fails as\n" +
 			"build would: on a bad compose file, a missing build context or Dockerfile, or a\n" +
-			"working tree with uncommitted changes to tracked files (unless --allow-dirty).\n\n" +
+			"working tree with uncommitted changes to tracked files (unless --allow-dirty), and on\n" +
+			"a service with neither build: nor image:. Services without build: (postgres, nginx...)\n" +
+			"are listed as external images, which push pins to their registry digests; a project\n" +
+			"where no service builds (image-only) is fine. It warns about an image: with no\n" +
+			"registry host, which push would send to Docker Hub's library/.\n\n" +
 			"The project name (it names the images of services without image: and the project on\n" +
 			"the servers) is -p, else COMPOSE_PROJECT_NAME, else name: in the compose files; else,\n" +
 			"when the project directory is the git checkout's root, the repository's name from the\n" +
@@ -48,6 +52,9 @@ func planCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			for _, w := range p.Warnings {
+				logger().Warnf("%s", w)
+			}
 			if c.Bool("json") {
 				data, err := json.MarshalIndent(p.Manifest, "", "  ")
 				if err != nil {
@@ -56,8 +63,8 @@ func planCommand() *cli.Command {
 				_, err = fmt.Fprintf(c.App.Writer, "%s\n", data)
 				return err
 			}
-			logger().Printf("project %s (name from %s), commit %s%s, %d image(s) to build", p.Manifest.Project,
-				p.ProjectFrom, p.Manifest.ShortCommit, branchNote(p), len(p.Builds))
+			logger().Printf("project %s (name from %s), commit %s%s, %d image(s) to build, %d other image(s) to pin at push", p.Manifest.Project,
+				p.ProjectFrom, p.Manifest.ShortCommit, branchNote(p), len(p.Builds), len(p.Manifest.External))
 			return p.WriteTable(c.App.Writer)
 		},
 	}

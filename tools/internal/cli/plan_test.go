@@ -94,8 +94,11 @@ func TestPlanTable(t *testing.T) {
 		t.Fatalf("plan: %v\n%s", err, out)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 2 || !strings.HasPrefix(lines[0], "SERVICE") {
-		t.Fatalf("want a header and one row:\n%s", out)
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "SERVICE") {
+		t.Fatalf("want a header, one build and the external db:\n%s", out)
+	}
+	if !strings.HasPrefix(lines[2], "db ") || !strings.Contains(lines[2], "external") {
+		t.Errorf("last row %q: want db as an external image", lines[2])
 	}
 	for _, s := range []string{"api", head, "latest"} {
 		if !strings.Contains(lines[1], s) {

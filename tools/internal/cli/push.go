@@ -25,7 +25,8 @@ func pushCommand() *cli.Command {
 			"Then push writes the pinned compose file: the merged compose model with each built\n" +
 			"service's build: replaced by image: <repo>@sha256:<digest>, every other image resolved\n" +
 			"to its digest through the registry, ${VAR} kept for the server's .env, relative paths\n" +
-			"kept. The digests and the file's path go into the manifest.\n\n" +
+			"kept. The digests and the file's path go into the manifest. An image-only project\n" +
+			"(no service has build:) pushes nothing: push pins its images and writes the file.\n\n" +
 			"stdout: one \"<service> <image>@<digest>\" line per built image, or with --json the\n" +
 			"updated manifest.\n\n" +
 			"Examples:\n" +

@@ -27,6 +27,7 @@ type bundle struct {
 	projectDir string
 	model      map[string]any
 	files      []remote.File // referenced files, relative paths kept
+	checkout   bool          // the project directory (.) is mounted: files holds the tracked files under checkoutDir
 	env        []byte        // --env-file contents (nil: none)
 	images     []string      // every image reference the release runs, sorted
 	registries []string      // registry hosts of images
@@ -52,6 +53,9 @@ func loadBundle(manifestPath, envFile string, log *progress.Logger) (*bundle, er
 			if m.Services[n].Digest == "" {
 				missing = append(missing, n)
 			}
+		}
+		if len(missing) == 0 {
+			return nil, exit.Usagef("manifest %s: an image-only release whose images are not pinned yet: run 'slipway push' first (it pins them)", manifestPath)
 		}
 		return nil, exit.Usagef("manifest %s: services %s have no digest: the release was not pushed; run 'slipway push' first", manifestPath, strings.Join(missing, ", "))
 	}
@@ -161,12 +165,13 @@ func (b *bundle) collectImages() error {
 	return nil
 }
 
-// envHosts are the registries slipway pushed the built images to: the only
+// envHosts are the registries slipway pushed the built images to (for an
+// image-only release: its images' registries outside Docker Hub): the only
 // ones SLIPWAY_REGISTRY_USER/PASSWORD are sent to.
 func (b *bundle) envHosts() []string {
 	var hosts []string
-	for _, s := range b.m.Services {
-		if h, err := regauth.HostOf(s.Image); err == nil {
+	for _, img := range b.m.CredentialImages() {
+		if h, err := regauth.HostOf(img); err == nil {
 			hosts = append(hosts, h)
 		}
 	}
@@ -184,6 +189,9 @@ func (b *bundle) pullImages() []string {
 
 // addReferenced adds one referenced path (a file or a whole directory).
 func (b *bundle) addReferenced(rel string, log *progress.Logger) error {
+	if rel == "." {
+		return b.addCheckout(log)
+	}
 	abs := filepath.Join(b.projectDir, filepath.FromSlash(rel))
 	st, err := os.Stat(abs)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -625,7 +625,7 @@ func pruneSet(rels []remote.Release, current string, keep int) (drop []string, i
 // the referenced files, .env and release.json.
 func releaseFiles(b *bundle, kind remote.ComposeKind, dir, previous string, o *Options, log *progress.Logger) ([]remote.File, error) {
 	refs, mounts := storeFiles(b.model, b.files, dir)
-	compose, err := b.renderCompose(rewriteMounts(b.model, mounts), kind, log)
+	compose, err := b.renderCompose(rewriteMounts(b.model, b.checkoutMounts(mounts)), kind, log)
 	if err != nil {
 		return nil, err
 	}

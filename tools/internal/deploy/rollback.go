@@ -12,6 +12,7 @@ import (
 
 	"github.com/slipway-dev/slipway/tools/internal/deploy/remote"
 	"github.com/slipway-dev/slipway/tools/internal/exit"
+	"github.com/slipway-dev/slipway/tools/internal/manifest"
 	"github.com/slipway-dev/slipway/tools/internal/progress"
 	"github.com/slipway-dev/slipway/tools/internal/regauth"
 )
@@ -170,8 +171,8 @@ func rollbackHost(ctx context.Context, o *Options, to string, r *hostRun) {
 	var images, envHosts, registries []string
 	if target.Meta != nil {
 		images = target.Meta.Images
-		for _, s := range target.Meta.Services {
-			if hst, err := regauth.HostOf(s.Image); err == nil {
+		for _, img := range manifest.CredentialImages(target.Meta.Services, target.Meta.External) {
+			if hst, err := regauth.HostOf(img); err == nil {
 				envHosts = append(envHosts, hst)
 			}
 		}

@@ -1004,6 +1004,9 @@ func releasePaths(v any) []string {
 				walk(x)
 			}
 		case string:
+			if v == releaseMark || strings.HasPrefix(v, releaseMark+":") {
+				out = appendOnce(out, ".") // the whole release directory is mounted
+			}
 			for rest := v; ; {
 				i := strings.Index(rest, releaseMark+"/")
 				if i < 0 {
@@ -1023,12 +1026,13 @@ func releasePaths(v any) []string {
 	return out
 }
 
-// sameFiles compares the files at or under p in two releases.
+// sameFiles compares the files at or under p in two releases; p "." is
+// the whole release directory but for the files slipway writes per release.
 func sameFiles(a, b map[string]string, p string) bool {
 	pick := func(m map[string]string) map[string]string {
 		out := map[string]string{}
 		for k, v := range m {
-			if k == p || strings.HasPrefix(k, p+"/") {
+			if p == "." && k != "release.json" && k != "compose.yaml" || k == p || strings.HasPrefix(k, p+"/") {
 				out[k] = v
 			}
 		}

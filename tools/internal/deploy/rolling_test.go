@@ -330,6 +330,30 @@ func TestReleasePaths(t *testing.T) {
 	if !sameFiles(a, b, "static") || sameFiles(a, b, "staticky") {
 		t.Error("sameFiles compares the wrong files")
 	}
+	// A mount of the project directory (.) mounts the release's copy of the
+	// checkout: any tracked file changing changes the service.
+	v = map[string]any{"service": map[string]any{"volumes": []any{"<release>/.slipway-checkout:/code"}}}
+	if got := strings.Join(releasePaths(v), ","); got != ".slipway-checkout" {
+		t.Errorf("checkout mount paths %q", got)
+	}
+	a = map[string]string{".slipway-checkout/app.py": "1", ".slipway-checkout/pkg/m.py": "2", "release.json": "r1"}
+	b = map[string]string{".slipway-checkout/app.py": "1", ".slipway-checkout/pkg/m.py": "3", "release.json": "r2"}
+	if sameFiles(a, b, ".slipway-checkout") {
+		t.Error("a changed file in the checkout copy went unnoticed")
+	}
+	// The release directory itself, mounted whole: everything but the files
+	// slipway writes per release counts.
+	v = map[string]any{"service": map[string]any{"volumes": []any{"<release>:/code"}}}
+	if got := strings.Join(releasePaths(v), ","); got != "." {
+		t.Errorf("whole-release mount paths %q", got)
+	}
+	if sameFiles(a, b, ".") {
+		t.Error("a changed file under the mounted release directory went unnoticed")
+	}
+	b[".slipway-checkout/pkg/m.py"] = "2"
+	if !sameFiles(a, b, ".") {
+		t.Error("release.json differs in every release and must not count")
+	}
 }
 
 func TestRollingAndSwarmDryRun(t *testing.T) {

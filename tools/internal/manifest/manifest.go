@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/distribution/reference"
+
 	"github.com/slipway-dev/slipway/tools/internal/exit"
 )
 
@@ -49,10 +51,13 @@ type Manifest struct {
 	// PinnedCompose is the deployable compose file that push wrote.
 	PinnedCompose string `json:"pinnedCompose,omitempty"`
 
-	// Services are the services slipway builds, by compose service name.
+	// Services are the services slipway builds, by compose service name;
+	// empty for an image-only project (no service has build:).
 	Services map[string]Service `json:"services"`
-	// External are images slipway did not build (postgres, nginx...), resolved
-	// to digests by push so a deploy or rollback runs the same bytes.
+	// External are images slipway did not build (postgres, nginx...), by
+	// service name; build lists them, push resolves them to digests so a
+	// deploy or rollback runs the same bytes. Services and External are
+	// never both empty.
 	External map[string]Service `json:"external,omitempty"`
 }
 
@@ -90,15 +95,63 @@ func (m *Manifest) Names() []string {
 	return names
 }
 
-// Pushed reports whether every built service has a digest.
+// ExternalNames returns the external images' service names, sorted.
+func (m *Manifest) ExternalNames() []string {
+	names := make([]string, 0, len(m.External))
+	for n := range m.External {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// CredentialImages are the images whose registries the SLIPWAY_REGISTRY_*
+// credentials are meant for: the built images (the registry they are pushed
+// to); for an image-only release, its external images outside Docker Hub
+// (the project's own registry). Docker Hub never gets them by default.
+func (m *Manifest) CredentialImages() []string {
+	return CredentialImages(m.Services, m.External)
+}
+
+// CredentialImages is Manifest.CredentialImages over plain image lists (a
+// release.json records the same two maps).
+func CredentialImages[S ~map[string]T, T interface{ ImageName() string }](built, external S) []string {
+	var out []string
+	for _, s := range built {
+		out = append(out, s.ImageName())
+	}
+	if len(built) > 0 {
+		return out
+	}
+	for _, s := range external {
+		named, err := reference.ParseNormalizedNamed(s.ImageName())
+		if err == nil && reference.Domain(named) != "docker.io" {
+			out = append(out, s.ImageName())
+		}
+	}
+	return out
+}
+
+// ImageName returns the repository.
+func (s Service) ImageName() string { return s.Image }
+
+// Pushed reports whether push ran: every built service has a digest, and
+// an image-only release has its pinned compose file (push pins the external
+// images while writing it).
 func (m *Manifest) Pushed() bool {
 	for _, s := range m.Services {
 		if s.Digest == "" {
 			return false
 		}
 	}
-	return len(m.Services) > 0
+	if len(m.Services) == 0 {
+		return len(m.External) > 0 && m.PinnedCompose != ""
+	}
+	return true
 }
+
+// ImageOnly reports a release that builds nothing: every image is external.
+func (m *Manifest) ImageOnly() bool { return len(m.Services) == 0 }
 
 var (
 	hex40  = regexp.MustCompile(`^[0-9a-f]{40}$`)
@@ -119,20 +172,20 @@ func (m *Manifest) Validate(path string) error {
 	if !hex40.MatchString(m.Commit) {
 		return bad("commit", fmt.Sprintf("%q is not a 40-hex git commit", m.Commit))
 	}
-	if len(m.Services) == 0 {
-		return bad("services", "is empty (no service has a build: section)")
+	if len(m.Services) == 0 && len(m.External) == 0 {
+		return bad("services", "is empty and so is external (no service has build: or image:)")
 	}
-	for name, s := range m.Services {
-		if s.Image == "" || strings.ContainsAny(s.Image, " \t\n@") {
-			return bad("services."+name+".image", fmt.Sprintf("%q is not an image repository", s.Image))
-		}
-		if s.Digest != "" && !digest.MatchString(s.Digest) {
-			return bad("services."+name+".digest", fmt.Sprintf("%q is not a sha256 digest", s.Digest))
-		}
-	}
-	for name, s := range m.External {
-		if s.Digest != "" && !digest.MatchString(s.Digest) {
-			return bad("external."+name+".digest", fmt.Sprintf("%q is not a sha256 digest", s.Digest))
+	for _, list := range []struct {
+		field string
+		svcs  map[string]Service
+	}{{"services", m.Services}, {"external", m.External}} {
+		for name, s := range list.svcs {
+			if s.Image == "" || strings.ContainsAny(s.Image, " \t\n@") {
+				return bad(list.field+"."+name+".image", fmt.Sprintf("%q is not an image repository", s.Image))
+			}
+			if s.Digest != "" && !digest.MatchString(s.Digest) {
+				return bad(list.field+"."+name+".digest", fmt.Sprintf("%q is not a sha256 digest", s.Digest))
+			}
 		}
 	}
 	return nil

@@ -16,6 +16,7 @@ func FuzzLoadModelReferencedFiles(f *testing.F) {
 		"services:\n  web:\n    image: x\n    volumes: ['./conf:/c', '../up:/u', '/srv:/srv']\n    env_file: [a.env]\n",
 		"services:\n  web:\n    image: x\nconfigs:\n  c:\n    file: ./c.conf\n",
 		"x: &a [*a]\n", "services: []\n", "", "services:\n  a:\n    extends: a\n",
+		"services:\n  plex:\n    image: x\n    volumes: ['${MEDIA}:/media/', '${LOG:-./logs}:/logs:ro', '.:/code', 'data:/d']\nvolumes:\n  data: {}\n",
 	} {
 		f.Add(s)
 	}
@@ -34,6 +35,9 @@ func FuzzLoadModelReferencedFiles(f *testing.F) {
 				t.Fatal("empty error")
 			}
 			return
+		}
+		for _, tg := range []Target{ComposeV2, ComposeV1, Swarm} {
+			_, _ = Render(m, tg) // an error is fine; a panic is not
 		}
 		files, err := ReferencedFiles(m, dir)
 		if err != nil {

@@ -75,6 +75,7 @@ func LoadModel(ctx context.Context, o LoadOptions) (Model, error) {
 	}
 	relativize(m, dir)
 	settleOptionalEnvFiles(m, dir)
+	shortVariableSources(m)
 	m["name"] = o.ProjectName
 	return m, nil
 }
@@ -139,6 +140,32 @@ func applyProfiles(m Model, active []string) error {
 		}
 	}
 	return nil
+}
+
+// shortVariableSources writes a mount whose source is a variable
+// (${MEDIA_PATH}:/media, ${LOG_DIR:-./logs}:/logs) back in short syntax.
+// Without interpolation the loader cannot tell a path from a volume name and
+// makes it type: volume; Compose v2 would then refuse an undefined named
+// volume. In short syntax the server's compose decides after interpolating,
+// as it does for the user's own file.
+func shortVariableSources(m Model) {
+	for _, v := range services(m) {
+		s, _ := v.(map[string]any)
+		vols, _ := s["volumes"].([]any)
+		for i, vol := range vols {
+			vm, ok := vol.(map[string]any)
+			if !ok {
+				continue
+			}
+			src, _ := vm["source"].(string)
+			if t, _ := vm["type"].(string); t != "volume" || !strings.Contains(src, "$") {
+				continue
+			}
+			if short, ok := shortVolume(vm); ok {
+				vols[i] = short
+			}
+		}
+	}
 }
 
 // settleOptionalEnvFiles decides `required: false` env files now: one that

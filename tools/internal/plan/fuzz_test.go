@@ -88,6 +88,8 @@ func FuzzLoadCompose(f *testing.F) {
 		"services: []\n", "", "x: &a [*a]\n", "services:\n  a: &a\n    <<: *a\n",
 		"include:\n  - missing.yaml\n", "services:\n  a:\n    extends: a\n",
 		"services:\n  a:\n    build:\n      context: ./app\n      additional_contexts:\n        x: service:a\n",
+		"services:\n  db:\n    image: postgres:16\n  a:\n    image: reg:5000/a@sha256:" + strings.Repeat("0", 64) + "\n",
+		"services:\n  a:\n    command: [x]\n", "services: {}\n",
 	} {
 		f.Add(s)
 	}
@@ -133,6 +135,10 @@ func FuzzLoadCompose(f *testing.F) {
 		}
 		if err := p.Manifest.Validate("fuzz"); err != nil {
 			t.Fatalf("planned an invalid manifest: %v", err)
+		}
+		// Every active service is either built or an external image.
+		if n := len(p.Manifest.Services) + len(p.Manifest.External); n != len(p.Project.Services) {
+			t.Fatalf("%d services planned (%d built, %d external) of %d active", n, len(p.Manifest.Services), len(p.Manifest.External), len(p.Project.Services))
 		}
 		for _, b := range p.Builds {
 			for _, r := range b.Refs() {

@@ -425,7 +425,7 @@ func usageErr(ctx context.Context, files string, err error) error {
 	if files != "" {
 		list = strings.Split(files, ", ")
 	}
-	msg := withLocation(err.Error(), list)
+	msg := withLocation(clearerMessage(err.Error()), list)
 	if files != "" && !mentionsAny(msg, list) {
 		return exit.With(exit.Usage, fmt.Errorf("loading compose file %s: %w", files, withMsg{msg, err}))
 	}

@@ -456,7 +456,7 @@ func TestBadInput(t *testing.T) {
 		{"nocontext.yaml", []string{`service "api"`, "build context", f("missing")}},
 		{"nodockerfile.yaml", []string{`service "api"`, "Dockerfile", f("Dockerfile.nope")}},
 		{"cycle.yaml", []string{"cycle", "a -> b -> a"}},
-		{"nobuild.yaml", []string{"no service", "build: section", f("nobuild.yaml")}},
+		{"neither.yaml", []string{`service "worker"`, "neither", f("neither.yaml")}},
 		{"upper.yaml", []string{`service "api"`, "Shop/API:1.0", "lowercase"}},
 		{"aliascycle.yaml", []string{f("aliascycle.yaml"), "line 4", "*api", "cycle"}},
 		{"clash.yaml", []string{`"a" and "b"`, "shop/app", "different build: sections"}},

@@ -55,6 +55,10 @@ type Plan struct {
 	// ProjectFrom says where the project name came from: -p, COMPOSE_PROJECT_NAME,
 	// name: in a file, the repository's name, or the project directory.
 	ProjectFrom string
+	// Warnings are things plan accepts but the user likely did not mean
+	// (an image: that push would send to Docker Hub's library/); build and
+	// plan print them.
+	Warnings []string
 }
 
 // Build is one image to build. Two builds may share an Image when their
@@ -65,6 +69,10 @@ type Build struct {
 	Tags      []string // computed tags
 	Config    types.BuildConfig
 	DependsOn []string // built services that must finish first (depends_on, additional_contexts service:NAME)
+	// Platform is the service-level platform: (os/arch[/variant]), else
+	// DOCKER_DEFAULT_PLATFORM; "" means the engine's own. The builder builds
+	// for it when build.platforms does not list platforms itself.
+	Platform string
 }
 
 // Refs returns image:tag for every tag.
@@ -113,7 +121,14 @@ func Load(ctx context.Context, opts Options) (*Plan, error) {
 			"commit them (or stash them) or pass --allow-dirty, which marks every tag -dirty", summarize(git.DirtyFiles, 5))
 	}
 
+	if err := checkRunnable(project); err != nil {
+		return nil, err
+	}
 	names, err := selectServices(project, opts.Services)
+	if err != nil {
+		return nil, err
+	}
+	external, err := externalImages(project)
 	if err != nil {
 		return nil, err
 	}
@@ -160,6 +175,7 @@ func Load(ctx context.Context, opts Options) (*Plan, error) {
 			Tags:      append([]string(nil), tags...),
 			Config:    *svc.Build,
 			DependsOn: buildDeps(svc, built),
+			Platform:  platformOf(svc, src.environ),
 		})
 	}
 	ordered, err := orderBuilds(builds)
@@ -187,11 +203,21 @@ func Load(ctx context.Context, opts Options) (*Plan, error) {
 		Created:       now.UTC().Format(time.RFC3339),
 		Source:        git.Source,
 		Services:      make(map[string]manifest.Service, len(ordered)),
+		External:      external,
 	}
 	for _, b := range ordered {
 		m.Services[b.Service] = manifest.Service{Image: b.Image, Tags: append([]string(nil), b.Tags...)}
 	}
-	return &Plan{Project: project, Manifest: m, Builds: ordered, Git: git, ProjectFrom: src.nameFrom}, nil
+	return &Plan{Project: project, Manifest: m, Builds: ordered, Git: git, ProjectFrom: src.nameFrom, Warnings: hubWarnings(project, ordered)}, nil
+}
+
+// platformOf is the platform a service's image is built for: its platform:,
+// else DOCKER_DEFAULT_PLATFORM, as docker compose does.
+func platformOf(svc types.ServiceConfig, environ map[string]string) string {
+	if svc.Platform != "" {
+		return svc.Platform
+	}
+	return environ["DOCKER_DEFAULT_PLATFORM"]
 }
 
 // LoadProject loads the compose model with the same discovery and merging as
@@ -206,16 +232,17 @@ func LoadProject(ctx context.Context, opts Options, interpolate bool) (*types.Pr
 }
 
 // selectServices returns the buildable services to build, sorted: all of
-// them, or those named (plus the services their additional_contexts need).
+// them (none for an image-only project), or those named (plus the services
+// their additional_contexts need).
 func selectServices(project *types.Project, want []string) ([]string, error) {
 	buildable := project.ServicesWithBuild()
 	sort.Strings(buildable)
-	if len(buildable) == 0 {
-		return nil, exit.Usagef("no service in %s has a build: section, so there is nothing to build%s",
-			strings.Join(project.ComposeFiles, ", "), disabledHint(project))
-	}
 	if len(want) == 0 {
 		return buildable, nil
+	}
+	if len(buildable) == 0 {
+		return nil, exit.Usagef("--service %s: no service in %s has a build: section (an image-only project); drop --service",
+			strings.Join(want, ","), strings.Join(project.ComposeFiles, ", "))
 	}
 	isBuildable := map[string]bool{}
 	for _, n := range buildable {

@@ -66,6 +66,9 @@ func Run(ctx context.Context, o Options) (*manifest.Manifest, error) {
 	store := regauth.New(regauth.Options{Getenv: o.Getenv, EnvHosts: hosts(m)})
 	cfg := Config{Parallel: o.Parallel, Auth: store, Log: o.Log, Retry: o.Retry}
 
+	if m.ImageOnly() {
+		o.Log.Printf("nothing to push: no service is built (an image-only project); pinning its %d image(s)", len(m.External))
+	}
 	digests, pushErr := Images(ctx, eng, m, cfg)
 	for svc, d := range digests {
 		s := m.Services[svc]
@@ -177,8 +180,8 @@ func interpolatedImages(m *manifest.Manifest, manifestPath string) func(context.
 
 func hosts(m *manifest.Manifest) []string {
 	var out []string
-	for _, s := range m.Services {
-		if h, err := regauth.HostOf(s.Image); err == nil {
+	for _, img := range m.CredentialImages() {
+		if h, err := regauth.HostOf(img); err == nil {
 			out = append(out, h)
 		}
 	}
@@ -245,7 +248,7 @@ func Images(ctx context.Context, eng Engine, m *manifest.Manifest, cfg Config) (
 	if err != nil && ctx.Err() != nil {
 		return digests, fmt.Errorf("push cancelled: %w", ctx.Err())
 	}
-	if err == nil {
+	if err == nil && len(m.Services) > 0 {
 		cfg.Log.Printf("%d image(s) pushed in %s", len(digests), progress.Duration(time.Since(start)))
 	}
 	return digests, err

@@ -38,6 +38,9 @@ type ReleaseImage struct {
 	Digest string `json:"digest,omitempty"`
 }
 
+// ImageName returns the repository.
+func (r ReleaseImage) ImageName() string { return r.Image }
+
 // Release is a release directory on the server.
 type Release struct {
 	Name    string       // directory name: the commit

@@ -185,3 +185,45 @@ func imageHistory(t *testing.T, id string) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestBuildKitStandaloneDaemon builds through the test services' own
+// buildkitd (tcp:// and unix://): the image is loaded into the engine, and
+// the BuildKit-only syntax works there too.
+func TestBuildKitStandaloneDaemon(t *testing.T) {
+	env, eng := realEngine(t)
+	if env.BuildKitd == "" || env.BuildKitdSocket == "" {
+		t.Fatalf("%s/env.json names no buildkitd: run test/scripts/services.sh up again", env.StateDir)
+	}
+	for _, addr := range []string{env.BuildKitd, env.BuildKitdSocket} {
+		t.Run(strings.SplitN(addr, ":", 2)[0], func(t *testing.T) {
+			target, err := buildkit.ParseTarget(addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			root := t.TempDir()
+			mark := randomName(t)
+			write(t, root, map[string]string{
+				"Dockerfile": "# syntax=docker/dockerfile:1\nARG BASE\nFROM $BASE\nCOPY --link m.txt /m.txt\n" +
+					"RUN <<EOF\ngrep -q " + mark + " /m.txt && echo remote-heredoc-ok\nEOF\n",
+				"m.txt": mark,
+			})
+			base := env.FixtureImage("debian:bookworm")
+			p, store := onePlan(t, env, "remote", root, types.BuildConfig{Args: types.MappingWithEquals{"BASE": &base}})
+			bk := connectBuildKit(t, eng, target)
+			var out captured
+			ids, err := Images(context.Background(), eng, p, Config{Pull: true, Auth: store, Log: out.logger(), BuildKit: bk})
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out.String())
+			}
+			if !strings.Contains(out.String(), "remote-heredoc-ok") {
+				t.Errorf("build output lacks remote-heredoc-ok:\n%s", out.String())
+			}
+			for _, ref := range p.Builds[0].Refs() {
+				id, err := eng.ImageID(context.Background(), ref)
+				if err != nil || id != ids["remote"] {
+					t.Errorf("tag %s in the engine: id %s err %v, want %s", ref, id, err, ids["remote"])
+				}
+			}
+		})
+	}
+}

@@ -21,6 +21,7 @@ import (
 
 // fakeEngine records builds; each build blocks until released when gate is set.
 type fakeEngine struct {
+	pullOK    bool // Pull succeeds (else "manifest unknown")
 	mu        sync.Mutex
 	active    int
 	maxActive int
@@ -94,6 +95,9 @@ func (f *fakeEngine) Pull(ctx context.Context, ref string, _ regauth.Auth, _ fun
 	f.mu.Lock()
 	f.pulls = append(f.pulls, ref)
 	f.mu.Unlock()
+	if f.pullOK {
+		return nil
+	}
 	return errors.New("manifest unknown")
 }
 

@@ -108,22 +108,27 @@ func (b *Builder) Build(ctx context.Context, r Request) (string, error) {
 		CacheExports:  exports,
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	var loadErr chan error
+	var (
+		loadErr chan error
+		pw      *io.PipeWriter
+	)
 	switch b.target.Kind {
 	case Engine:
 		opt.Exports = []client.ExportEntry{{Type: "moby", Attrs: map[string]string{"name": strings.Join(r.Tags, ",")}}}
 	case Remote:
 		// The docker exporter writes a docker-save tarball; the engine loads it.
-		pr, pw := io.Pipe()
+		var pr *io.PipeReader
+		pr, pw = io.Pipe()
 		loadErr = make(chan error, 1)
 		go func() {
-			err := b.eng.LoadImage(gctx, pr)
+			// ctx, not gctx: the group's context ends when the build does,
+			// while the engine may still be reading the tarball.
+			err := b.eng.LoadImage(ctx, pr)
 			pr.CloseWithError(err)
 			loadErr <- err
 		}()
 		opt.Exports = []client.ExportEntry{{Type: client.ExporterDocker, Attrs: map[string]string{"name": strings.Join(r.Tags, ",")},
 			Output: func(map[string]string) (io.WriteCloser, error) { return pw, nil }}}
-		defer pw.Close()
 	}
 
 	ch := make(chan *client.SolveStatus)
@@ -145,13 +150,15 @@ func (b *Builder) Build(ctx context.Context, r Request) (string, error) {
 		}, ch)
 		return err
 	})
-	if err := g.Wait(); err != nil {
-		return "", err
-	}
-	if loadErr != nil {
-		if err := <-loadErr; err != nil {
-			return "", err
+	err = g.Wait()
+	if pw != nil {
+		pw.CloseWithError(err) // nil: the loader sees the tarball's end
+		if lerr := <-loadErr; err == nil && lerr != nil {
+			return "", lerr
 		}
+	}
+	if err != nil {
+		return "", err
 	}
 	id, err := b.eng.ImageID(ctx, r.Tags[0])
 	if err != nil {

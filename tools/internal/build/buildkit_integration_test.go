@@ -3,6 +3,7 @@ package build
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -225,5 +226,25 @@ func TestBuildKitStandaloneDaemon(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestBuildKitFailureNamesServiceAndOutput(t *testing.T) {
+	env, eng := realEngine(t)
+	dir := t.TempDir()
+	write(t, dir, map[string]string{"Dockerfile": "FROM " + env.FixtureImage("debian:bookworm") + "\n" +
+		"RUN echo boom-output-line-" + randomName(t) + "; echo second-line >&2; exit 3\nRUN echo never\n"})
+	p, store := onePlan(t, env, "broken", dir, types.BuildConfig{})
+	bk := connectBuildKit(t, eng, buildkit.Target{Kind: buildkit.Engine})
+	_, err := Images(context.Background(), eng, p, Config{Auth: store, BuildKit: bk})
+	var be *Error
+	if !errors.As(err, &be) || be.Service != "broken" {
+		t.Fatalf("want *build.Error for service broken, got %T %v", err, err)
+	}
+	msg := err.Error()
+	for _, want := range []string{"building service broken failed", "exit code: 3", "boom-output-line-", "second-line"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
 	}
 }

@@ -248,3 +248,36 @@ func TestBuildKitFailureNamesServiceAndOutput(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildKitDockerfileOutsideContextAndIgnore: a Dockerfile outside the
+// context, a .dockerignore, and dockerfile_inline; the builds check what the
+// context holds themselves, so a wrong context fails them.
+func TestBuildKitDockerfileOutsideContextAndIgnore(t *testing.T) {
+	env, eng := realEngine(t)
+	root := t.TempDir()
+	base := env.FixtureImage("debian:bookworm")
+	check := "COPY . /ctx/\nRUN test -e /ctx/app.txt && test ! -e /ctx/secret.env && test ! -e /ctx/logs/a.log && echo context-ok-" + randomName(t) + "\n"
+	write(t, root, map[string]string{
+		"docker/app.Dockerfile": "FROM " + base + "\n" + check,
+		"ctx/app.txt":           "app",
+		"ctx/secret.env":        "PASSWORD=x",
+		"ctx/logs/a.log":        "x",
+		"ctx/.dockerignore":     "secret.env\nlogs\n",
+	})
+	bk := connectBuildKit(t, eng, buildkit.Target{Kind: buildkit.Engine})
+	for name, bc := range map[string]types.BuildConfig{
+		"outside": {Dockerfile: "../docker/app.Dockerfile"},
+		"inline":  {DockerfileInline: "FROM " + base + "\n" + check},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p, store := onePlan(t, env, "app", root+"/ctx", bc)
+			var out captured
+			if _, err := Images(context.Background(), eng, p, Config{Auth: store, Log: out.logger(), BuildKit: bk}); err != nil {
+				t.Fatalf("%v\n%s", err, out.String())
+			}
+			if !strings.Contains(out.String(), "context-ok-") {
+				t.Errorf("build output lacks context-ok:\n%s", out.String())
+			}
+		})
+	}
+}

@@ -34,6 +34,8 @@ func buildKitOne(ctx context.Context, eng Engine, p *plan.Plan, b plan.Build, cf
 		return "", exit.Usagef("service %s: build.privileged is not supported: slipway builds without extra entitlements", b.Service)
 	case len(bc.Entitlements) > 0:
 		return "", exit.Usagef("service %s: build.entitlements is not supported: slipway builds without extra entitlements", b.Service)
+	case bc.Network != "" && bc.Network != "default" && bc.Network != "host" && bc.Network != "none":
+		return "", exit.Usagef("service %s: build.network %q: BuildKit builds on the default network, host or none only", b.Service, bc.Network)
 	}
 	platform, err := buildPlatform(p, b, cfg.Getenv)
 	if err != nil {

@@ -132,6 +132,7 @@ func TestBuildKitKeysThatCannotBeHonoured(t *testing.T) {
 		"platforms":           {bc: types.BuildConfig{Platforms: []string{"linux/amd64", "linux/arm64"}}, want: "build.platforms"},
 		"platform not listed": {bc: types.BuildConfig{Platforms: []string{"linux/amd64"}}, svcPlat: "linux/arm64", want: "not in build.platforms"},
 		"privileged":          {bc: types.BuildConfig{Privileged: true}, want: "build.privileged"},
+		"network":             {bc: types.BuildConfig{Network: "shop_backend"}, want: "build.network"},
 		"entitlements":        {bc: types.BuildConfig{Entitlements: []string{"network.host"}}, want: "build.entitlements"},
 		"secret undefined":    {bc: types.BuildConfig{Secrets: []types.ServiceSecretConfig{{Source: "nope"}}}, want: `secret "nope" is not defined`},
 		"secret env unset":    {bc: types.BuildConfig{Secrets: []types.ServiceSecretConfig{{Source: "env"}}}, want: "$UNSET_TOKEN, which is not set"},

@@ -216,6 +216,8 @@ func TestBuildKitStandaloneDaemon(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v\n%s", err, out.String())
 			}
+			// The loaded image by ID too, not only the tags onePlan removes.
+			t.Cleanup(func() { _ = eng.RemoveImage(context.Background(), ids["remote"], true) })
 			if !strings.Contains(out.String(), "remote-heredoc-ok") {
 				t.Errorf("build output lacks remote-heredoc-ok:\n%s", out.String())
 			}

@@ -121,6 +121,7 @@ class Spec implements Serializable {
                 m.parallel = p(INTEGER, '--parallel', [min: 1])
                 m.services = p(LIST, '--service')
                 m.manifest = p(STRING, '--manifest', [nonEmpty: true])
+                m.builder = p(STRING, '--builder', [nonEmpty: true])
                 m.putAll(registryCredentials())
                 m.putAll(tool())
                 break

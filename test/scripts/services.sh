@@ -5,9 +5,11 @@
 #   images in it, and SSH targets t1..tN (network namespaces, each with its own
 #   dockerd and sshd, user deploy). t3 has Compose v2 (built once from source,
 #   cached), t1/t2 docker-compose v1; SLIPWAY_COMPOSE_V2_TARGETS changes that.
+#   A standalone buildkitd (built once from source at go.mod's BuildKit version,
+#   cached) on $STATE/buildkitd/buildkitd.sock and 127.0.0.1:12340.
 #
 #   test/scripts/services.sh up       start what is not running (idempotent, fast when up)
-#   test/scripts/services.sh down     stop targets and registry, remove the bridge
+#   test/scripts/services.sh down     stop targets, buildkitd and registry, remove the bridge
 #                                     (keeps the agent engine, images and caches);
 #                                     down --purge also deletes target data and registry storage
 #   test/scripts/services.sh status   one line per service; exit 1 if any is down
@@ -24,6 +26,8 @@ set -o errtrace
 . "$SCRIPTS_DIR/lib-images.sh"
 # shellcheck source=lib-targets.sh
 . "$SCRIPTS_DIR/lib-targets.sh"
+# shellcheck source=lib-buildkitd.sh
+. "$SCRIPTS_DIR/lib-buildkitd.sh"
 
 on_err() {
   local rc=$?
@@ -33,7 +37,7 @@ on_err() {
 trap on_err ERR
 
 usage() {
-  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -325,6 +329,8 @@ write_env() {
   "CACert": $(json_str "$REG_DIR/ca.crt"),
   "FixtureRegistry": $(json_str "$FIXTURES"),
   "ComposeV2": $(json_str "$compose_v2"),
+  "BuildKitd": $(json_str "$BUILDKITD_TCP"),
+  "BuildKitdSocket": $(json_str "unix://$BUILDKITD_SOCK"),
   "Targets": [${targets}
   ]
 }
@@ -343,6 +349,8 @@ export SLIPWAY_TEST_SSH_KEY='$STATE/ssh/id_ed25519'
 export SLIPWAY_TEST_KNOWN_HOSTS='$STATE/ssh/known_hosts'
 export SLIPWAY_TEST_TARGETS='$(target_names | tr '\n' ' ' | sed 's/ $//')'
 export SLIPWAY_TEST_COMPOSE_V2='$compose_v2'
+export SLIPWAY_TEST_BUILDKITD='$BUILDKITD_TCP'
+export SLIPWAY_TEST_BUILDKITD_SOCKET='unix://$BUILDKITD_SOCK'
 "
     for name in $(target_names); do
       local up=${name^^}
@@ -395,6 +403,7 @@ cmd_up() {
   step registry ensure_registry
   ensure_images
   ensure_targets
+  step buildkitd ensure_buildkitd
   step "env files" write_env
   say "up in $(fmt_ms $(($(now_ms) - t0))); tests read $STATE/env.json"
 }
@@ -405,6 +414,7 @@ cmd_down() {
   [ "$(id -u)" = 0 ] || die "services.sh down needs root"
   lock_state
   stop_targets "$purge"
+  step buildkitd stop_buildkitd
   step registry stop_registry
   step bridge remove_bridge
   if [ "$purge" = 1 ]; then
@@ -438,6 +448,12 @@ cmd_status() {
     bad=1
   fi
   status_targets || bad=1
+  if pid_alive "$BUILDKITD_PID" buildkitd && buildkitd_answers; then
+    say "buildkitd      up ($BUILDKITD_TCP, unix://$BUILDKITD_SOCK)"
+  else
+    say "buildkitd      DOWN"
+    bad=1
+  fi
   if [ -s "$STATE/env.json" ]; then
     say "env            $STATE/env.json"
   else

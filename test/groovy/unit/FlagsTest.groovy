@@ -23,6 +23,8 @@ class FlagsTest {
                     ['parallel', 3, ['--parallel', '3']],
                     ['services', ['api', 'worker'], ['--service', 'api', '--service', 'worker']],
                     ['manifest', 'out/release.json', ['--manifest', 'out/release.json']],
+                    ['builder', 'classic', ['--builder', 'classic']],
+                    ['builder', 'tcp://buildkitd.internal:1234', ['--builder', 'tcp://buildkitd.internal:1234']],
                     ['registryCredentialsId', 'registry', []],
                     ['dockerConfigCredentialsId', 'docker-config', []],
                     ['tool', '/opt/slipway/bin/slipway', []],

@@ -1,6 +1,7 @@
-// Package build builds every buildable service of a plan through the Docker
-// Engine API (classic builder), in parallel where dependencies allow, and
-// records each image ID in the release manifest.
+// Package build builds every buildable service of a plan with BuildKit (the
+// engine's or a standalone buildkitd, see package buildkit) or the engine's
+// classic builder, in parallel where dependencies allow, and records each
+// image ID in the release manifest.
 package build
 
 import (
@@ -19,6 +20,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/slipway-dev/slipway/tools/internal/buildkit"
 	"github.com/slipway-dev/slipway/tools/internal/engine"
 	"github.com/slipway-dev/slipway/tools/internal/exit"
 	"github.com/slipway-dev/slipway/tools/internal/manifest"
@@ -27,13 +29,11 @@ import (
 	"github.com/slipway-dev/slipway/tools/internal/regauth"
 )
 
-// OCI annotation keys slipway sets on every image.
-const (
-	LabelRevision = "org.opencontainers.image.revision"
-	LabelSource   = "org.opencontainers.image.source"
-	LabelCreated  = "org.opencontainers.image.created"
-	LabelVersion  = "org.opencontainers.image.version"
-)
+// LabelSource is the OCI label slipway sets on every image (when the
+// repository has a remote). Per-commit labels (revision, created, version)
+// are not set: they would give every commit a new image ID even when nothing
+// the image is built from changed.
+const LabelSource = "org.opencontainers.image.source"
 
 // DefaultParallel is --parallel's default.
 const DefaultParallel = 2
@@ -44,6 +44,7 @@ type Options struct {
 	Pull     bool
 	Parallel int    // builds at a time; 0 means DefaultParallel
 	Manifest string // where to write the manifest; "" means manifest.DefaultPath
+	Builder  string // --builder: "" (the engine's BuildKit), "classic", tcp://..., unix://...
 	Log      *progress.Logger
 	Stdout   io.Writer           // one "service image:tag imageId" line per build; nil discards
 	Getenv   func(string) string // credentials lookup; nil means os.Getenv
@@ -69,22 +70,17 @@ func Run(ctx context.Context, o Options) (*manifest.Manifest, error) {
 	for _, w := range p.Warnings {
 		o.Log.Warnf("%s", w)
 	}
+	target, err := buildkit.ParseTarget(o.Builder)
+	if err != nil {
+		return nil, err
+	}
 	ids := map[string]string{}
 	if len(p.Builds) == 0 {
 		// An image-only project: the manifest lists its images; push pins them.
 		o.Log.Printf("nothing to build: no service has a build: section; %d image(s) to pin at push: %s",
 			len(p.Manifest.External), strings.Join(p.Manifest.ExternalNames(), ", "))
-	} else {
-		eng, err := engine.New(ctx)
-		if err != nil {
-			return nil, err
-		}
-		defer eng.Close()
-
-		store := regauth.New(regauth.Options{Getenv: o.Getenv, EnvHosts: imageHosts(p)})
-		if ids, err = Images(ctx, eng, p, Config{Pull: o.Pull, Parallel: o.Parallel, Log: o.Log, Auth: store}); err != nil {
-			return nil, err
-		}
+	} else if ids, err = buildAll(ctx, o, p, target); err != nil {
+		return nil, err
 	}
 	m := p.Manifest
 	for svc, id := range ids {
@@ -156,6 +152,8 @@ type Config struct {
 	Parallel int
 	Log      *progress.Logger
 	Auth     *regauth.Store // nil: no credentials
+	BuildKit BuildKit       // nil: the classic builder
+	Getenv   func(string) string
 	Now      func() time.Time
 }
 
@@ -215,7 +213,20 @@ func Images(ctx context.Context, eng Engine, p *plan.Plan, cfg Config) (map[stri
 				return gctx.Err()
 			}
 			defer func() { <-sem }()
-			id, err := buildOne(gctx, eng, p, b, cfg)
+			var (
+				id  string
+				err error
+			)
+			if cfg.BuildKit != nil {
+				id, err = buildKitOne(gctx, eng, p, b, cfg, func(svc string) (string, bool) {
+					mu.Lock()
+					defer mu.Unlock()
+					id, ok := ids[svc]
+					return id, ok
+				})
+			} else {
+				id, err = buildOne(gctx, eng, p, b, cfg)
+			}
 			if err != nil {
 				return err
 			}
@@ -304,7 +315,7 @@ func buildOne(ctx context.Context, eng Engine, p *plan.Plan, b plan.Build, cfg C
 	if !isRemoteContext(ctxDir) && !filepath.IsAbs(ctxDir) && p.Project != nil {
 		ctxDir = filepath.Join(p.Project.WorkingDir, ctxDir)
 	}
-	lbls := labels(p.Manifest, b, bc.Labels)
+	lbls := labels(p.Manifest, bc.Labels)
 	prep, err := prepareContext(b.Service, ctxDir, bc.Dockerfile, bc.DockerfileInline, bc.Target, lbls)
 	if err != nil {
 		return "", err
@@ -357,7 +368,12 @@ func buildOne(ctx context.Context, eng Engine, p *plan.Plan, b plan.Build, cfg C
 		}
 	}
 	addHost(b.Image)
-	for _, ref := range fromImages(prep.Content, opts.Args) {
+	fromArgs := map[string]string{}
+	for k, v := range opts.Args {
+		fromArgs[k] = *v
+	}
+	refs0, _ := buildkit.BaseImages(prep.Content, fromArgs) // the build reports a bad Dockerfile
+	for _, ref := range refs0 {
 		addHost(ref)
 	}
 	for _, c := range bc.CacheFrom {
@@ -423,23 +439,15 @@ func buildArgs(p *plan.Plan, bc types.BuildConfig) map[string]*string {
 	return args
 }
 
-// labels are the compose labels plus the OCI ones. revision and created
-// always come from slipway, so an image never claims a commit it was not
-// built from; a compose label may set source and version.
-func labels(m *manifest.Manifest, b plan.Build, own types.Labels) map[string]string {
+// labels are the compose labels plus the stable OCI source label (a compose
+// label may set it too).
+func labels(m *manifest.Manifest, own types.Labels) map[string]string {
 	l := map[string]string{}
 	if m.Source != "" {
 		l[LabelSource] = m.Source
 	}
-	if len(b.Tags) > 0 {
-		l[LabelVersion] = b.Tags[0]
-	}
 	for k, v := range own {
 		l[k] = v
-	}
-	l[LabelRevision] = m.Commit
-	if m.Created != "" {
-		l[LabelCreated] = m.Created
 	}
 	return l
 }
@@ -464,52 +472,6 @@ func cacheRef(s string) (string, bool) {
 		return ref, true
 	}
 	return "", false
-}
-
-var (
-	fromLine = regexp.MustCompile(`(?im)^\s*FROM\s+(?:--\S+\s+)*(\S+)`)
-	argLine  = regexp.MustCompile(`(?im)^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)=(\S+)`)
-)
-
-// fromImages returns the images a Dockerfile's FROM lines name, with build
-// args substituted where they are known, skipping earlier stage names.
-func fromImages(dockerfile []byte, args map[string]*string) []string {
-	var refs []string
-	stages := map[string]bool{"scratch": true}
-	// Global ARG defaults (before the first FROM) may name the base image.
-	defaults := map[string]string{}
-	head := dockerfile
-	if loc := fromLine.FindIndex(dockerfile); loc != nil {
-		head = dockerfile[:loc[0]]
-	}
-	for _, m := range argLine.FindAllSubmatch(head, -1) {
-		defaults[string(m[1])] = strings.Trim(string(m[2]), `"'`)
-	}
-	for _, m := range fromLine.FindAllSubmatch(dockerfile, -1) {
-		ref := os.Expand(string(m[1]), func(k string) string {
-			k, def, _ := strings.Cut(k, ":-")
-			if v, ok := args[k]; ok && v != nil {
-				return *v
-			}
-			if v, ok := defaults[k]; ok {
-				return v
-			}
-			return def
-		})
-		if !stages[strings.ToLower(ref)] && ref != "" && !strings.Contains(ref, "$") {
-			refs = append(refs, ref)
-		}
-	}
-	for _, m := range regexp.MustCompile(`(?im)^\s*FROM\s+.*\s+AS\s+(\S+)\s*$`).FindAllSubmatch(dockerfile, -1) {
-		stages[strings.ToLower(string(m[1]))] = true
-	}
-	out := refs[:0]
-	for _, r := range refs {
-		if !stages[strings.ToLower(r)] {
-			out = append(out, r)
-		}
-	}
-	return out
 }
 
 func imageHosts(p *plan.Plan) []string {
@@ -607,4 +569,33 @@ func (s *stepLog) close() {
 		s.line(string(s.buf))
 		s.buf = nil
 	}
+}
+
+// buildAll builds the plan's images on the engine, through the chosen
+// builder, and returns their IDs by service.
+func buildAll(ctx context.Context, o Options, p *plan.Plan, target buildkit.Target) (map[string]string, error) {
+	eng, err := engine.New(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer eng.Close()
+	getenv := o.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	cfg := Config{Pull: o.Pull, Parallel: o.Parallel, Log: o.Log, Getenv: getenv,
+		Auth: regauth.New(regauth.Options{Getenv: o.Getenv, EnvHosts: imageHosts(p)})}
+	if target.Kind == buildkit.Engine && !eng.HasBuildKit(ctx) {
+		o.Log.Warnf("the engine (API %s) has no BuildKit; building with its classic builder", eng.APIVersion(ctx))
+		target.Kind = buildkit.Classic
+	}
+	if target.Kind != buildkit.Classic {
+		bk, err := buildkit.Connect(ctx, target, eng)
+		if err != nil {
+			return nil, err
+		}
+		defer bk.Close()
+		cfg.BuildKit = bk
+	}
+	return Images(ctx, eng, p, cfg)
 }

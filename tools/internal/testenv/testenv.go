@@ -37,6 +37,8 @@ type Env struct {
 	CACert           string // path to the CA certificate
 	FixtureRegistry  string // prefix of the base images, e.g. "10.213.0.1:5443/slipway-fixtures"
 	ComposeV2        string // the agent's Compose v2 binary (standalone; also the targets' plugin)
+	BuildKitd        string // a standalone buildkitd: "tcp://127.0.0.1:12340"
+	BuildKitdSocket  string // the same buildkitd: "unix:///.../buildkitd.sock"
 	Targets          []Target
 }
 

@@ -16,8 +16,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Services is env.json: the registry (auth + TLS) and the SSH targets.
@@ -162,4 +165,68 @@ func (s *Services) RegistryGet(ctx context.Context, c *http.Client, path, user, 
 	}
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// AddRegistryUser adds user to the registry's htpasswd (bcrypt; the password
+// never leaves this process) and removes it when the test ends. The registry
+// (distribution 2.8) re-reads htpasswd when its modification time changes, so
+// no restart is needed; the file is replaced by rename so the registry never
+// reads half of it, and the existing users stay as they are.
+func (s *Services) AddRegistryUser(t *testing.T, user, pass string) {
+	t.Helper()
+	path := filepath.Join(s.StateDir, "registry", "htpasswd")
+	hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.DefaultCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit := func(f func(lines []string) []string) error {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", path, err)
+		}
+		var lines []string
+		for _, l := range strings.Split(string(data), "\n") {
+			if l != "" {
+				lines = append(lines, l)
+			}
+		}
+		tmp := fmt.Sprintf("%s.%s.tmp", path, user)
+		if err := os.WriteFile(tmp, []byte(strings.Join(f(lines), "\n")+"\n"), 0o600); err != nil {
+			return fmt.Errorf("writing %s: %w", tmp, err)
+		}
+		return os.Rename(tmp, path)
+	}
+	without := func(lines []string) []string {
+		var out []string
+		for _, l := range lines {
+			if !strings.HasPrefix(l, user+":") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	if err := edit(func(lines []string) []string { return append(without(lines), user+":"+string(hash)) }); err != nil {
+		t.Fatalf("adding registry user %s: %v", user, err)
+	}
+	t.Cleanup(func() {
+		if err := edit(without); err != nil {
+			t.Errorf("removing registry user %s from htpasswd: %v", user, err)
+		}
+	})
+	c, err := s.RegistryClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The modification time has a granularity: wait for the registry to see it.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, err := s.RegistryGet(context.Background(), c, "/v2/", user, pass)
+		if err == nil && code == http.StatusOK {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the registry does not accept the new user %s after 30s (last: %d, %v): does it re-read %s?", user, code, err, path)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 }

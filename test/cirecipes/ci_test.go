@@ -441,7 +441,7 @@ func (r *ciRun) gitlab() error {
 		"CI": "true", "GITLAB_CI": "true", "CI_PROJECT_DIR": r.ws, "CI_COMMIT_SHA": r.ev.sha,
 		"CI_COMMIT_SHORT_SHA": r.ev.sha[:8], "CI_COMMIT_REF_NAME": r.ev.branch, "CI_DEFAULT_BRANCH": r.ev.defaultBranch,
 		"CI_PIPELINE_IID": fmt.Sprint(r.ev.build), "CI_PIPELINE_ID": fmt.Sprint(700000 + r.ev.build),
-		"CI_PIPELINE_URL": fmt.Sprintf("https://gitlab.example.com/acme/shop/-/pipelines/%d", 700000+r.ev.build),
+		"CI_PIPELINE_URL":    fmt.Sprintf("https://gitlab.example.com/acme/shop/-/pipelines/%d", 700000+r.ev.build),
 		"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": r.ev.branch,
 	}
 	if r.ev.pr != 0 {
@@ -727,4 +727,3 @@ func (r *ciRun) plain() error {
 	r.jobLog = append(r.jobLog, "pipeline.sh")
 	return r.shell(env, "sh", r.recipe)
 }
-

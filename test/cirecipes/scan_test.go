@@ -82,7 +82,7 @@ func startArgvSampler(ns []needle) *argvSampler {
 			select {
 			case <-s.stop:
 				return
-			case <-time.After(20 * time.Millisecond):
+			case <-time.After(40 * time.Millisecond):
 			}
 		}
 	}()

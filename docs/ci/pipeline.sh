@@ -24,7 +24,8 @@ set -eu
 # a mirror ({version} {archive} {os} {arch}); the sha256 is checked anyway.
 SLIPWAY_VERSION=${SLIPWAY_VERSION:-0.1.0}
 SLIPWAY_SHA256=${SLIPWAY_SHA256:-c453bff5dd6bcfa01cb656f10a10382d8e8673543a7785d7454ad1c987e4bc3e}
-SLIPWAY_DOWNLOAD_URL=${SLIPWAY_DOWNLOAD_URL:-https://github.com/slipway-dev/slipway/releases/download/v{version}/{archive}}
+release_url='https://github.com/slipway-dev/slipway/releases/download/v{version}/{archive}'
+SLIPWAY_DOWNLOAD_URL=${SLIPWAY_DOWNLOAD_URL:-$release_url}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/slipway-ci.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM

@@ -83,10 +83,10 @@ func TestRecipesFlow(t *testing.T) {
 					"SLIPWAY_KNOWN_HOSTS": "h.invalid ssh-ed25519 AAAA", "SLIPWAY_HOST_KEY": "SHA256:x"}
 				r := &ciRun{t: t, ctx: ctx, recipe: filepath.Join(root, "docs/ci", rc.file), ws: ws, dir: dir, settings: settings,
 					secret: map[string]bool{"SLIPWAY_REGISTRY_PASSWORD": true, "SLIPWAY_SSH_KEY": true, "SLIPWAY_KNOWN_HOSTS": true},
-					files: map[string]bool{"SLIPWAY_SSH_KEY": true, "SLIPWAY_KNOWN_HOSTS": true},
-					pins:  map[string]string{"SLIPWAY_DOWNLOAD_URL": srv.URL + sc.url + "/v{version}/{archive}", "SLIPWAY_SHA256": hex.EncodeToString(sum[:])},
-					ev:    event{branch: sc.branch, defaultBranch: "main", sha: git("rev-parse", "HEAD"), build: 17},
-					base:  []string{"PATH=" + os.Getenv("PATH"), "FAKE_SLIPWAY_LOG=" + log, sc.env}}
+					files:  map[string]bool{"SLIPWAY_SSH_KEY": true, "SLIPWAY_KNOWN_HOSTS": true},
+					pins:   map[string]string{"SLIPWAY_DOWNLOAD_URL": srv.URL + sc.url + "/v{version}/{archive}", "SLIPWAY_SHA256": hex.EncodeToString(sum[:])},
+					ev:     event{branch: sc.branch, defaultBranch: "main", sha: git("rev-parse", "HEAD"), build: 17},
+					base:   []string{"PATH=" + os.Getenv("PATH"), "FAKE_SLIPWAY_LOG=" + log, sc.env}}
 				if sc.pr {
 					r.ev.pr = 3
 				}

@@ -70,5 +70,5 @@ if [ -n "${SLIPWAY_APP_ENV:-}" ]; then
   printf '%s\n' "$SLIPWAY_APP_ENV" >"$work/app.env"
   set -- "$@" --env-file "$work/app.env"
 fi
-slipway deploy --host "$SLIPWAY_DEPLOY_HOST" --dir "$SLIPWAY_DEPLOY_DIR" --identity "$work/key" "$@" \
+slipway deploy --host "$SLIPWAY_DEPLOY_HOST" --dir "$SLIPWAY_DEPLOY_DIR" --identity "$work/key" "$@" --lock-wait 15m \
   --health-timeout "${SLIPWAY_HEALTH_TIMEOUT:-5m}" ${SLIPWAY_SMOKE_URL:+--smoke-url "$SLIPWAY_SMOKE_URL"}

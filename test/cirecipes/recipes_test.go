@@ -370,6 +370,16 @@ func (w *world) runRecipe(t *testing.T, rc recipe, idx int) {
 			if merr != nil {
 				fail("no release manifest: did build run? %v", merr)
 			}
+			// The failure is the test's (not, say, an unhealthy dependency).
+			var sum struct {
+				Failed   []string
+				Services map[string]struct{ Outcome string }
+			}
+			if data, rerr := os.ReadFile(filepath.Join(ws, "test-results", "summary.json")); rerr != nil || json.Unmarshal(data, &sum) != nil {
+				fail("no test-results/summary.json: %v", rerr)
+			} else if sum.Services["tests"].Outcome != "failed" {
+				fail("summary.json: the tests service's outcome is %q (failed: %v), want failed", sum.Services["tests"].Outcome, sum.Failed)
+			}
 			w.assertNotPushed(t, fail, m)
 			w.assertNotDeployed(fail, deployDir)
 		case "other":

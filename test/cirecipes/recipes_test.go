@@ -573,7 +573,8 @@ func (w *world) assertServes(t *testing.T, fail func(string, ...any), deployDir,
 }
 
 // cleanup removes what the runs made: the target's containers, volumes and
-// network of the project, images with the run's prefix on both engines, the
+// network of the project, images with the run's prefix and the test stacks'
+// images on both engines, the
 // deploy directory and the pushed manifests.
 func (w *world) cleanup(t *testing.T, project, prefix, deployDir string, manifests []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -593,7 +594,7 @@ func (w *world) cleanup(t *testing.T, project, prefix, deployDir string, manifes
 	for _, host := range []string{w.tg.DockerHost, ""} {
 		var refs []string
 		for _, ref := range strings.Fields(docker(host, "images", "--format", "{{.Repository}}:{{.Tag}}")) {
-			if strings.HasPrefix(ref, prefix+"-") {
+			if strings.HasPrefix(ref, prefix+"-") || strings.HasPrefix(ref, project+"-test-") {
 				refs = append(refs, ref)
 			}
 		}

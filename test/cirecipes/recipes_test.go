@@ -574,8 +574,7 @@ func (w *world) assertServes(t *testing.T, fail func(string, ...any), deployDir,
 
 // cleanup removes what the runs made: the target's containers, volumes and
 // network of the project, images with the run's prefix and the test stacks'
-// images on both engines, the
-// deploy directory and the pushed manifests.
+// images on both engines, the deploy directory and the pushed manifests.
 func (w *world) cleanup(t *testing.T, project, prefix, deployDir string, manifests []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

@@ -52,7 +52,7 @@ func TestSecretsPipelineLeaksNothing(t *testing.T) {
 	wrongPass := newSecret("wrong SSH key passphrase", "xsh")
 	r.ns = append(r.ns, wrongPW.needles(map[string]string{"user:password": r.regUser + ":" + wrongPW.value})...)
 	r.ns = append(r.ns, wrongPass.needles(nil)...)
-	deploy := []string{"deploy", "--host", r.tg.User + "@" + r.tg.addr(), "--dir", r.deployDir, "--identity", r.keyFile,
+	deploy := []string{"deploy", "--host", r.tg.User + "@" + r.tg.Addr(), "--dir", r.deployDir, "--identity", r.keyFile,
 		"--known-hosts", r.tg.KnownHosts, "--env-file", r.envFile, "--health-timeout", "4m",
 		"--smoke-url", fmt.Sprintf("http://127.0.0.1:%d/healthz", r.port)}
 	steps := []struct {
@@ -66,7 +66,7 @@ func TestSecretsPipelineLeaksNothing(t *testing.T) {
 		{args: deploy},
 		// The plan a dry run prints, and status, which opens the key too.
 		{args: append(append([]string{}, deploy...), "--dry-run")},
-		{args: []string{"status", "--host", r.tg.User + "@" + r.tg.addr(), "--dir", r.deployDir, "--identity", r.keyFile,
+		{args: []string{"status", "--host", r.tg.User + "@" + r.tg.Addr(), "--dir", r.deployDir, "--identity", r.keyFile,
 			"--known-hosts", r.tg.KnownHosts}},
 		{args: []string{"push"}, env: map[string]string{"SLIPWAY_REGISTRY_PASSWORD": wrongPW.value}, wantFail: "refused the credentials"},
 		{args: deploy, env: map[string]string{"SLIPWAY_SSH_PASSPHRASE": wrongPass.value}, wantFail: "SLIPWAY_SSH_PASSPHRASE"},
@@ -317,7 +317,7 @@ func setupLeakRun(t *testing.T, tag string) *leakRun {
 	t.Cleanup(func() {
 		cleanup(t, r.svc, r.tg, r.project, r.prefix, r.deployDir, filepath.Join(r.ws, "slipway-release.json"))
 	})
-	r.svc.addRegistryUser(t, r.regUser, r.regPW.value)
+	addRegistryUser(t, r.svc, r.regUser, r.regPW.value)
 	return r
 }
 
@@ -610,7 +610,7 @@ func cleanup(t *testing.T, svc *services, tg target, project, prefix, deployDir,
 	if err != nil || json.Unmarshal(data, &m) != nil {
 		return
 	}
-	c, err := svc.registryClient()
+	c, err := svc.RegistryClient()
 	if err != nil {
 		return
 	}

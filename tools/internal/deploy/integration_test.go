@@ -141,7 +141,7 @@ services:
     healthcheck:
       test: ["CMD-SHELL", "pg_isready -h 127.0.0.1 -U \"$$POSTGRES_USER\" -d \"$$POSTGRES_DB\""]
       interval: 2s
-      timeout: 3s
+      timeout: 10s
       retries: 15
       # Failures in the first 3 minutes do not count: a first initdb under load
       # took 87 s. Healthy ends the start period at once, so this costs nothing.

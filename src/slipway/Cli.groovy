@@ -85,12 +85,18 @@ class Cli implements Serializable {
         if (o.showStdout) {
             lines.add('cat "$run/stdout"')
         }
-        lines.add('tail -n 40 "$run/stderr" >"$run/stderr.tail" 2>/dev/null')
+        lines.add('tail -n 40 "$run/stderr" >"$run/stderr.tail" 2>/dev/null; rm -f "$run/stderr" "$run/rc"')
         if (o.dockerConfig) {
             lines.add('rm -rf "$run/docker-config"')
         }
         lines.add('exit "$rc"')
         return lines.join('\n') + '\n'
+    }
+
+    /** A name part no other run of this build shares (parallel branches run steps at once). */
+    @NonCPS
+    static String unique() {
+        return UUID.randomUUID().toString().substring(0, 8)
     }
 
     /** The binary's last error line from the tail of its stderr ("slipway: error: ..."). */

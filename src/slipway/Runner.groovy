@@ -38,10 +38,10 @@ class Runner implements Serializable {
         List bindings = bindings(values)
         int status
         if (bindings.isEmpty()) {
-            status = steps.sh(script: script, returnStatus: true)
+            status = steps.sh(label: label(), script: script, returnStatus: true)
         } else {
             steps.withCredentials(bindings) {
-                status = steps.sh(script: script, returnStatus: true)
+                status = steps.sh(label: label(), script: script, returnStatus: true)
             }
         }
         String tail = steps.fileExists("${runDir}/stderr.tail") ? steps.readFile("${runDir}/stderr.tail") : ''
@@ -49,6 +49,8 @@ class Runner implements Serializable {
         if (Spec.json(step) && steps.fileExists("${runDir}/stdout")) {
             stdout = steps.readFile("${runDir}/stdout")
         }
+        // Raw output copies do not outlive the run (they would pile up in @tmp across builds).
+        steps.sh(label: 'slipway: clean up', script: "set +x\nrm -rf ${Shell.quote(runDir)}\n")
         return [status: status, errorLine: Cli.lastError(tail), stdout: stdout, runDir: runDir]
     }
 
@@ -84,11 +86,12 @@ class Runner implements Serializable {
         return out
     }
 
-    /** A fresh directory per run under pwd(tmp: true), numbered within the build. */
+    /** A fresh directory per run under <workspace>@tmp: unique, so parallel branches never share one. */
     String nextRunDir() {
-        String tmp = steps.pwd(tmp: true)
-        int seq = Integer.parseInt((String) (steps.env.SLIPWAY_RUN_SEQ ?: '0')) + 1
-        steps.env.SLIPWAY_RUN_SEQ = seq.toString()
-        return "${tmp}/slipway/runs/${seq}-${Spec.command(step)}".toString()
+        return "${Binary.stateDir(steps)}/slipway/runs/${Spec.command(step)}-${Cli.unique()}".toString()
+    }
+
+    String label() {
+        return "slipway ${Spec.command(step)}".toString()
     }
 }

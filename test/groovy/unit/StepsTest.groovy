@@ -223,8 +223,11 @@ class StepsTest {
         ''')
         assert s.h.build.result == 'SUCCESS': s.h.logText
         assert s.agent.runs*.cwd == ['/ws/app/services/shop', '/ws/app/services/shop']
-        // pwd(tmp: true) inside dir() is another directory: the binary comes from the stash, not a second download
+        // The library's state is in <workspace>@tmp, not services/shop@tmp inside the workspace.
         assert s.agent.curlCalls == 1
+        assert s.h.calls('unstash').isEmpty()
+        assert s.agent.runs.every { Fixture.argv((String) it.arg('script'))[0] == BinaryTest.BIN }
+        assert !s.h.nodeFs().keySet().any { it.startsWith('/ws/app/services/shop@tmp') }
         assert s.h.calls('archiveArtifacts')[0].cwd == '/ws/app/services/shop'
     }
 }

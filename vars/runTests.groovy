@@ -1,3 +1,4 @@
+import slipway.Params
 import slipway.Cli
 import slipway.Runner
 
@@ -58,4 +59,10 @@ def call(Map params = [:]) {
         r.fail(res)
     }
     return out
+}
+
+// A positional argument, like runTests('x'): the named-parameters error, not a MissingMethodException
+// (which a sandboxed library turns into a script approval of GroovyObject.invokeMethod).
+def call(Object positional) {
+    error(Params.positional('runTests', positional))
 }

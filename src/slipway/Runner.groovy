@@ -59,6 +59,33 @@ class Runner implements Serializable {
         steps.error(Cli.failure(step, (int) result.status, (String) result.errorLine))
     }
 
+    /**
+     * The end of deployCompose/rollbackCompose: the --json report archived whatever the exit
+     * code, the build description told which outcome it was (4: rolled back, safe; 5: hosts
+     * left changed), then the result Map, or the build stopped when failOnError.
+     */
+    Map outcome(Map values, Map res) {
+        int status = (int) res.status
+        Object report = Results.parseOrNull((String) res.stdout)
+        if (res.stdout) {
+            String file = "slipway-${Spec.command(step)}-report.json"
+            steps.writeFile(file: file, text: (String) res.stdout)
+            steps.archiveArtifacts(artifacts: file, allowEmptyArchive: true)
+        }
+        String message = status == 0 ? '' : Cli.failure(step, status, (String) res.errorLine)
+        String old = steps.currentBuild.description
+        String line = Results.describe(step, status, report)
+        steps.currentBuild.description = old ? "${old}\n${line}".toString() : line
+        Map out = Results.outcome(status, report, message)
+        if (status != 0) {
+            if (values.failOnError) {
+                steps.error(message)
+            }
+            steps.echo(message)
+        }
+        return out
+    }
+
     /** The parsed JSON file at path (relative to the current directory), or null when absent. */
     Object readJson(String path) {
         if (!steps.fileExists(path)) {

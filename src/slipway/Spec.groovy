@@ -159,6 +159,7 @@ class Spec implements Serializable {
                 m.lockTtl = p(DURATION, '--lock-ttl')
                 m.preDeploy = p(LIST, '--pre-deploy')
                 m.dryRun = p(BOOLEAN, '--dry-run')
+                m.failOnError = p(BOOLEAN, null)
                 m.putAll(registryCredentials())
                 m.putAll(tool())
                 break
@@ -170,6 +171,7 @@ class Spec implements Serializable {
                 m.smokeUrl = p(STRING, '--smoke-url')
                 m.lockWait = p(DURATION, '--lock-wait')
                 m.lockTtl = p(DURATION, '--lock-ttl')
+                m.failOnError = p(BOOLEAN, null)
                 m.putAll(registryCredentials())
                 m.putAll(tool())
                 break

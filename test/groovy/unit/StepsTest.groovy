@@ -230,4 +230,41 @@ class StepsTest {
         assert !s.h.nodeFs().keySet().any { it.startsWith('/ws/app/services/shop@tmp') }
         assert s.h.calls('archiveArtifacts')[0].cwd == '/ws/app/services/shop'
     }
+
+    @Test
+    void failOnErrorFalseReturnsTheRealResultAndTheReportIsArchivedAlways() {
+        Steps s = new Steps()
+        s.agent.runStatus = 5
+        s.agent.runStdout = '{"status":"failed","release":"abc","hosts":[{"host":"app1","status":"left-changed"}]}'
+        s.agent.runStderr = 'slipway: error: app1: rollback failed\n'
+        Map r = (Map) s.run('rollbackCompose', [hosts: 'app1', dir: '/srv/app', failOnError: false])
+        assert r.exitCode == 5 && !r.rolledBack
+        assert r.hosts.app1.status == 'left-changed'
+        assert r.message == 'rollbackCompose: slipway rollback failed (exit 5: deploy failed and hosts are left changed): app1: rollback failed'
+        assert s.h.build.result == null // the caller decides
+        assert s.h.calls('archiveArtifacts')*.args.artifacts == ['slipway-rollback-report.json']
+        assert s.h.build.description == 'rollback of abc to app1 FAILED: hosts LEFT CHANGED, check them now (exit 5)'
+        // The default stops the build, and still archives the report first.
+        s = new Steps()
+        s.agent.runStatus = 4
+        s.agent.runStdout = '{"status":"rolled-back","release":"abc","hosts":[{"host":"app1"}]}'
+        assert BinaryTest.failure { s.run('deployCompose', [hosts: 'app1', dir: '/srv/app']) }.startsWith('deployCompose: slipway deploy failed (exit 4: ')
+        assert s.h.calls('archiveArtifacts')*.args.artifacts == ['slipway-deploy-report.json']
+        assert s.h.build.description.contains('rolled back, every host on its previous release (exit 4)')
+        // Success is described too.
+        s = new Steps()
+        s.agent.runStdout = '{"status":"ok","release":"abc","hosts":[{"host":"app1"}]}'
+        assert ((Map) s.run('deployCompose', [hosts: 'app1', dir: '/srv/app'])).exitCode == 0
+        assert s.h.build.description == 'deploy of abc to app1: done'
+    }
+
+    @Test
+    void positionalArgumentsAndStringBooleansGetFriendlyErrors() {
+        Steps s = new Steps()
+        assert BinaryTest.failure { s.h.step('pushImages', ['x'] as Object[]) } ==
+                "pushImages: parameters are named, like pushImages(manifest: 'slipway-release.json'); got String 'x'"
+        assert BinaryTest.failure { s.run('buildImages', [pull: 'false']) } ==
+                "buildImages: parameter 'pull' must be a Boolean (true or false); got String 'false' (write pull: false without quotes; a job parameter: params.X.toBoolean())"
+        assert BinaryTest.failure { s.run('buildImages', [pull: 1]) }.startsWith("buildImages: parameter 'pull' must be a Boolean (true or false); got Integer 1")
+    }
 }

@@ -228,6 +228,68 @@ class ExecutingTest {
     }
 
     @Test
+    void aMirrorLoginComesFromTheCredentialThroughANetrcFileNeverArgv() {
+        String password = 'mirror-pw-$(id)-`x`-\'q\'-Z9'
+        File releases = new File(fake.dir, 'releases')
+        String pinned = release(fake, releases)
+        List<String> seenAuth = Collections.synchronizedList([])
+        com.sun.net.httpserver.HttpServer server = com.sun.net.httpserver.HttpServer.create(new InetSocketAddress('127.0.0.1', 0), 0)
+        server.createContext('/mirror/') { ex ->
+            String auth = ex.requestHeaders.getFirst('Authorization')
+            seenAuth.add(String.valueOf(auth))
+            File f = new File(releases, ex.requestURI.path.substring('/mirror/'.length()))
+            if (auth != 'Basic ' + "mirror-user:${password}".bytes.encodeBase64().toString() || !f.isFile()) {
+                ex.sendResponseHeaders(401, -1)
+            } else {
+                ex.sendResponseHeaders(200, f.length())
+                ex.responseBody.withStream { it << f.bytes }
+            }
+            ex.close()
+        }
+        server.start()
+        try {
+            h.resources['slipway/release.json'] = pinned
+            h.credential('mirror', [type: 'usernamePassword', username: 'mirror-user', password: password])
+            h.setGlobalEnv('SLIPWAY_DOWNLOAD_URL', "http://127.0.0.1:${server.address.port}/mirror/{archive}".toString())
+            h.setGlobalEnv('SLIPWAY_DOWNLOAD_CREDENTIALS_ID', 'mirror')
+            h.callStep('buildImages', [:])
+            assert new File(ws.path + '@tmp/slipway/9.9.9/linux-amd64/slipway').canExecute()
+            assert seenAuth.size() == 1 && seenAuth[0].startsWith('Basic ')
+            assert !h.scripts().any { it.contains(password) || it.contains('mirror-user') }
+            assert !h.logText.contains(password)
+            assert new File(ws.path + '@tmp/slipway/9.9.9/linux-amd64').list().toList() == ['slipway']: 'the netrc file is gone'
+            // A wrong password: the 401 is reported, without any login in the message.
+            h2Fails(server.address.port, password)
+        } finally {
+            server.stop(0)
+        }
+    }
+
+    private void h2Fails(int port, String password) {
+        File ws2 = Files.createTempDirectory('slipway-exec-ws3').toFile()
+        try {
+            Harness h2 = Harness.executing(Fixture.REPO, ws2.path)
+            h2.out = null
+            h2.sleepScale = 0
+            h2.resources['slipway/release.json'] = h.resources['slipway/release.json']
+            h2.credential('mirror', [type: 'usernamePassword', username: 'mirror-user', password: 'wrong-pw'])
+            h2.setGlobalEnv('SLIPWAY_DOWNLOAD_URL', "http://someone:token-in-url@127.0.0.1:${port}/mirror/{archive}".toString())
+            h2.setGlobalEnv('SLIPWAY_DOWNLOAD_CREDENTIALS_ID', 'mirror')
+            try {
+                h2.callStep('buildImages', [:])
+                assert false
+            } catch (PipelineError e) {
+                assert e.message.contains("from http://127.0.0.1:${port}/mirror/slipway_9.9.9_linux_amd64.tar.gz after 3 attempts")
+            }
+            assert !h2.logText.contains('token-in-url') && !h2.logText.contains('wrong-pw')
+            assert h2.logText.contains('(curl exit 22, attempt 1 of 3)')
+        } finally {
+            ws2.deleteDir()
+            new File(ws2.path + '@tmp').deleteDir()
+        }
+    }
+
+    @Test
     void aWorkspacePathWithSpacesQuotesAndDollarsWorks() {
         File odd = new File(ws, "job's \$HOME `x` dir")
         Harness h2 = Harness.executing(Fixture.REPO, odd.path)

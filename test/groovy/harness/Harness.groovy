@@ -168,8 +168,14 @@ class Harness {
         return varInstances[name]
     }
 
+    /** Called with each step's name before it runs; a test may throw from it (an abort during that step). */
+    Closure beforeStep = null
+
     /** Every method a pipeline script calls that it does not define lands here. */
     Object step(String name, Object[] args) {
+        if (beforeStep != null) {
+            beforeStep.call(name)
+        }
         if (isGlobalVar(name)) {
             record(name, args)
             return globalVar(name).invokeMethod('call', args)

@@ -118,6 +118,41 @@ class StepsTest {
     }
 
     @Test
+    void aTimedOutStackStaysFailureEvenWithUnstableOnFailure() {
+        Steps s = failingTests(new Steps())
+        Closure write = s.agent.onRun
+        s.agent.onRun = { Call c ->
+            write(c)
+            s.h.seed('test-results/summary.json', '{"result":"timeout","exitCode":3,"message":"timed out after 20m"}')
+        }
+        assert failure { s.run('runTests', [unstableOnFailure: true]) }.startsWith('runTests: slipway test failed (exit 3: ')
+        assert s.h.calls('unstable').isEmpty()
+        // The same run with a plain red test is UNSTABLE: the summary's result decides.
+        s = failingTests(new Steps())
+        write = s.agent.onRun
+        s.agent.onRun = { Call c ->
+            write(c)
+            s.h.seed('test-results/summary.json', '{"result":"failed","exitCode":3}')
+        }
+        s.run('runTests', [unstableOnFailure: true])
+        assert s.h.build.result == 'UNSTABLE'
+    }
+
+    @Test
+    void anAbortDuringJunitStaysAnAbort() {
+        Steps s = new Steps()
+        InterruptedException abort = new InterruptedException('aborted by user') // FlowInterruptedException's base class
+        s.h.beforeStep = { String name -> if (name == 'junit') { throw abort } }
+        try {
+            s.run('runTests', [:])
+            assert false
+        } catch (InterruptedException e) {
+            assert e.is(abort) // not turned into "no JUnit XML was found"
+        }
+        assert s.h.calls('archiveArtifacts').size() == 1 // the logs are still archived
+    }
+
+    @Test
     void aBrokenTestRunIsAnErrorEvenWithUnstableOnFailure() {
         Steps s = new Steps()
         s.agent.onRun = null

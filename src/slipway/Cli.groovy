@@ -125,6 +125,19 @@ class Cli implements Serializable {
         return s.length() > 500 ? s.substring(0, 497) + '...' : s
     }
 
+    /**
+     * Under Jenkins the binary's "ssh-keygen -R host -f <file>" advice names a secret file copy
+     * that is already deleted (and masked in the log): name the credential to update instead.
+     */
+    @NonCPS
+    static String advice(String tail, Map values) {
+        if (tail == null || !tail.contains('HOST KEY CHANGED') || !Params.isSet(values.knownHostsCredentialsId)) {
+            return ''
+        }
+        return " (if the new key is confirmed by the server's administrator, update the known_hosts Secret file credential " +
+                "'${values.knownHostsCredentialsId}' with the line printed above; ssh-keygen -R on the agent does not apply)".toString()
+    }
+
     /** The message a failed run becomes: "<step>: slipway <command> failed (exit N: meaning): line". */
     @NonCPS
     static String failure(String step, int code, String errorLine) {

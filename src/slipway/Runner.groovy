@@ -51,7 +51,7 @@ class Runner implements Serializable {
         }
         // Raw output copies do not outlive the run (they would pile up in @tmp across builds).
         steps.sh(label: 'slipway: clean up', script: "set +x\nrm -rf ${Shell.quote(runDir)}\n")
-        return [status: status, errorLine: Cli.lastError(tail), stdout: stdout, runDir: runDir]
+        return [status: status, errorLine: Cli.lastError(tail) + Cli.advice(tail, values), stdout: stdout, runDir: runDir]
     }
 
     /** Stops the build with the binary's exit code and last error line. */

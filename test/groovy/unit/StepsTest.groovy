@@ -302,4 +302,20 @@ class StepsTest {
                 "buildImages: parameter 'pull' must be a Boolean (true or false); got String 'false' (write pull: false without quotes; a job parameter: params.X.toBoolean())"
         assert BinaryTest.failure { s.run('buildImages', [pull: 1]) }.startsWith("buildImages: parameter 'pull' must be a Boolean (true or false); got Integer 1")
     }
+
+    @Test
+    void aChangedHostKeyNamesTheKnownHostsCredentialToUpdate() {
+        Steps s = new Steps()
+        s.agent.runStatus = 1
+        s.agent.runStderr = 'slipway: error: app1: @@@ HOST KEY CHANGED for app1 @@@\nIf the change is expected, remove the old entry with\n' +
+                '  ssh-keygen -R app1 -f /ws/app@tmp/secretFiles/x/known_hosts\n'
+        String m = BinaryTest.failure { s.run('deployCompose', [hosts: 'app1', dir: '/srv/app', knownHostsCredentialsId: 'deploy-known-hosts']) }
+        assert m.contains("update the known_hosts Secret file credential 'deploy-known-hosts'")
+        assert m.count('deploy-known-hosts') == 1
+        // Without the credential (the agent's own known_hosts) the binary's advice stands alone.
+        s = new Steps()
+        s.agent.runStatus = 1
+        s.agent.runStderr = 'slipway: error: app1: @@@ HOST KEY CHANGED for app1 @@@\n'
+        assert !BinaryTest.failure { s.run('deployCompose', [hosts: 'app1', dir: '/srv/app']) }.contains('Secret file credential')
+    }
 }

@@ -13,7 +13,7 @@ def call(Map params = [:]) {
     // default applies. Each one is a flag of `slipway build` (src/slipway/Spec.groovy).
     Map defaults = [
             composeFiles             : [],                     // -f (repeatable); default: compose.yaml etc. or COMPOSE_FILE, as docker compose finds them
-            projectName              : null,                   // -p; default: COMPOSE_PROJECT_NAME or the directory's name
+            projectName              : null,                   // -p; default: COMPOSE_PROJECT_NAME, name:, the repository's name (origin, GIT_URL) at the checkout's root, else the directory's name
             projectDirectory         : null,                   // --project-directory; default: the first compose file's directory
             envFiles                 : [],                     // --env-file (repeatable): values for ${VAR} in the compose files; default .env
             profiles                 : [],                     // --profile (repeatable)

@@ -35,6 +35,7 @@ def call(Map params = [:]) {
             lockWait                 : null,                   // --lock-wait: wait this long for another deploy's lock; default 0
             lockTtl                  : null,                   // --lock-ttl: a lock not renewed for this long is stale and taken over; default 5m
             preDeploy                : [],                     // --pre-deploy (repeatable) "SERVICE: COMMAND" run before switching (migrations)
+            renameProject            : false,                  // --rename-project: deploy under another project name than the servers run (old one down, volumes kept)
             dryRun                   : false,                  // --dry-run: print every remote action, change nothing
             failOnError              : true,                   // false: a failed deploy returns its result (exitCode 4 or 5) instead of stopping the build
             registryCredentialsId    : null,                   // usernamePassword credential the servers pull with (never left on them)

@@ -158,6 +158,7 @@ class Spec implements Serializable {
                 m.lockWait = p(DURATION, '--lock-wait')
                 m.lockTtl = p(DURATION, '--lock-ttl')
                 m.preDeploy = p(LIST, '--pre-deploy')
+                m.renameProject = p(BOOLEAN, '--rename-project')
                 m.dryRun = p(BOOLEAN, '--dry-run')
                 m.failOnError = p(BOOLEAN, null)
                 m.putAll(registryCredentials())

@@ -74,6 +74,7 @@ class FlagsTest {
                     ['lockTtl', '1h', ['--lock-ttl', '1h']],
                     ['preDeploy', 'web: python manage.py migrate', ['--pre-deploy', 'web: python manage.py migrate']],
                     ['preDeploy', ['db: true', 'web: migrate'], ['--pre-deploy', 'db: true', '--pre-deploy', 'web: migrate']],
+                    ['renameProject', true, ['--rename-project']],
                     ['dryRun', true, ['--dry-run']],
                     ['failOnError', true, []],
                     ['registryCredentialsId', 'registry', []],

@@ -65,6 +65,7 @@ func Run(ctx context.Context, o Options) (*manifest.Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
+	o.Log.Printf("project %s (name from %s)", p.Manifest.Project, p.ProjectFrom)
 	if len(p.Builds) == 0 {
 		return nil, exit.Usagef("nothing to build: no selected service has a build: section")
 	}

@@ -21,6 +21,7 @@ func deployCommand() *cli.Command {
 		&cli.DurationFlag{Name: "lock-wait", Usage: "wait up to `D` for another deploy's lock (default: fail at once)"},
 		&cli.DurationFlag{Name: "lock-ttl", Value: deploy.DefaultLockTTL, Usage: "a lock not renewed for `D` is stale (its holder died) and taken over with a warning; a running deploy renews its lock every D/4 (1s to 1m); negative: never stale"},
 		&cli.StringFlag{Name: "pre-deploy", Usage: "`\"SERVICE: COMMAND\"` run with compose run --rm on the new release before switching (migrations); failure aborts"},
+		&cli.BoolFlag{Name: "rename-project", Usage: "deploy even though the host's current release runs under another compose project name: that project is taken down first (compose down without -v, swarm: stack rm; its named volumes are kept and listed), then this one is deployed"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "print every remote action (commands, uploads) on stdout and change nothing"},
 		&cli.BoolFlag{Name: "json", Usage: "print the per-host result as JSON on stdout"},
 	)
@@ -30,7 +31,7 @@ func deployCommand() *cli.Command {
 		UsageText: "slipway deploy " + targetUsage + "\n" +
 			"        [--strategy recreate|rolling|swarm] [--manifest PATH] [--env-file FILE] [--parallel N] [--canary]\n" +
 			"        [--on-failure rollback|stop] [--health-timeout D] [--smoke-url URL] [--keep N] [--lock-wait D]\n" +
-			"        [--pre-deploy \"SERVICE: COMMAND\"] [--dry-run] [--json]",
+			"        [--pre-deploy \"SERVICE: COMMAND\"] [--rename-project] [--dry-run] [--json]",
 		Description: "deploy reads the manifest and the pinned compose file push wrote (every image by\n" +
 			"digest) and, on each host over one SSH connection: checks Docker and Compose, takes the\n" +
 			"lock <dir>/.slipway/lock, uploads <dir>/releases/<commit>/ atomically (compose.yaml\n" +
@@ -53,6 +54,14 @@ func deployCommand() *cli.Command {
 			"whole release back the same way. --strategy swarm renders the release for docker stack\n" +
 			"deploy and watches every service's update and tasks until they converge or\n" +
 			"--health-timeout passes; a failed update is rolled back.\n\n" +
+			"The project name (the manifest's, from plan: -p, COMPOSE_PROJECT_NAME, name:, else the\n" +
+			"repository's name) is the app's identity on a host: its containers and named volumes carry\n" +
+			"it. A release of another project than the one the host's current release runs under is\n" +
+			"refused before the lock is taken (exit 2, nothing changed); --rename-project renames\n" +
+			"deliberately: the old project goes down (volumes kept and listed), then the new one is\n" +
+			"deployed; a failure brings the old one back. Rollbacks run each release under the project\n" +
+			"recorded in its release.json. A failed first deploy removes what it created (containers,\n" +
+			"networks, and the volumes it created).\n\n" +
 			"Hosts resolve through ~/.ssh/config. SSH keys come from ssh-agent or --identity\n" +
 			"(passphrase in SLIPWAY_SSH_PASSPHRASE); host keys are checked against known_hosts.\n\n" +
 			"Examples:\n" +
@@ -64,8 +73,9 @@ func deployCommand() *cli.Command {
 			"  slipway deploy --host app1 --dir /srv/shop --dry-run\n" +
 			"  slipway deploy --host app1 --host app2 --dir /srv/shop --json > deploy-result.json\n\n" +
 			"Exit codes: 0 deployed; 1 failed before changing anything (SSH, host key, lock, Docker/Compose\n" +
-			"missing, registry login); 2 bad input (flags, manifest not pushed); 4 failed and every changed\n" +
-			"host is back on its previous release; 5 failed and hosts are left changed; 130 cancelled.",
+			"missing, registry login); 2 bad input (flags, manifest not pushed, another project runs there);\n" +
+			"4 failed and every changed host is back on its previous release; 5 failed and hosts are left\n" +
+			"changed; 130 cancelled.",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -88,6 +98,7 @@ func deployCommand() *cli.Command {
 				LockWait:      c.Duration("lock-wait"),
 				LockTTL:       c.Duration("lock-ttl"),
 				PreDeploy:     c.String("pre-deploy"),
+				RenameProject: c.Bool("rename-project"),
 				DryRun:        c.Bool("dry-run"),
 				JSON:          c.Bool("json"),
 				Stdout:        c.App.Writer,

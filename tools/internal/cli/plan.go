@@ -25,6 +25,12 @@ func planCommand() *cli.Command {
 			"branch from BRANCH_NAME / GIT_BRANCH or HEAD, BUILD_NUMBER from Jenkins. It fails as\n" +
 			"build would: on a bad compose file, a missing build context or Dockerfile, or a\n" +
 			"working tree with uncommitted changes to tracked files (unless --allow-dirty).\n\n" +
+			"The project name (it names the images of services without image: and the project on\n" +
+			"the servers) is -p, else COMPOSE_PROJECT_NAME, else name: in the compose files; else,\n" +
+			"when the project directory is the git checkout's root, the repository's name from the\n" +
+			"origin remote's URL, then from Jenkins' GIT_URL (a CI workspace folder such as shop_PR-1\n" +
+			"or shop_main@2 is not the app's name); else the project directory's name. The log line\n" +
+			"says which source gave it.\n\n" +
 			"Examples:\n" +
 			"  slipway plan\n" +
 			"  slipway plan -f docker-compose.yml -f docker-compose.prod.yml --registry registry.example.com:5000/shop\n" +
@@ -50,8 +56,8 @@ func planCommand() *cli.Command {
 				_, err = fmt.Fprintf(c.App.Writer, "%s\n", data)
 				return err
 			}
-			logger().Printf("project %s, commit %s%s, %d image(s) to build", p.Manifest.Project,
-				p.Manifest.ShortCommit, branchNote(p), len(p.Builds))
+			logger().Printf("project %s (name from %s), commit %s%s, %d image(s) to build", p.Manifest.Project,
+				p.ProjectFrom, p.Manifest.ShortCommit, branchNote(p), len(p.Builds))
 			return p.WriteTable(c.App.Writer)
 		},
 	}

@@ -24,7 +24,10 @@ func rollbackCommand() *cli.Command {
 			"(`compose -p <project> up -d --remove-orphans` on <dir>/releases/<commit>), waits for the\n" +
 			"health gate and switches <dir>/current to it. Its images are still on the host (pruning\n" +
 			"keeps those of kept releases); missing ones are pulled with the deploy's credentials. If\n" +
-			"the release does not come up healthy, the host goes back to the release it was on.\n\n" +
+			"the release does not come up healthy, the host goes back to the release it was on.\n" +
+			"<project> is the one recorded in the release's release.json when it was first deployed;\n" +
+			"rolling back across a rename (deploy --rename-project) takes the current project down\n" +
+			"first (volumes kept) and brings the release up under its own project again.\n\n" +
 			"Examples:\n" +
 			"  slipway rollback --host deploy@app1.example.com --dir /srv/shop\n" +
 			"  slipway rollback --hosts-file hosts.txt --dir /srv/shop --to 3f2a9c1e\n" +

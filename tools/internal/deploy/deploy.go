@@ -52,8 +52,12 @@ type Options struct {
 	LockTTL       time.Duration // a lock older than this is taken over; default 5m, negative never
 	PreDeploy     string        // "SERVICE: COMMAND" run on the new release before switching
 	DryRun        bool          // print every remote change instead of making it
-	JSON          bool          // stdout: the Result as JSON
-	Stdout        io.Writer     // results; default os.Stdout
+	// RenameProject allows deploying under another project name than the
+	// host's current release runs under: the old project is taken down
+	// first (volumes kept). Without it such a deploy is refused (exit 2).
+	RenameProject bool
+	JSON          bool      // stdout: the Result as JSON
+	Stdout        io.Writer // results; default os.Stdout
 	Log           *progress.Logger
 	Getenv        func(string) string // default os.Getenv (credentials, BUILD_URL)
 
@@ -86,6 +90,8 @@ type HostResult struct {
 	Seconds       float64           `json:"seconds"`
 	Handshakes    int               `json:"handshakes"`
 	Interrupted   string            `json:"interrupted,omitempty"` // an earlier deploy that died mid-converge, repaired by this one
+	RenamedFrom   string            `json:"renamedFrom,omitempty"` // the project taken down for this one (--rename-project, or a rollback across a rename)
+	KeptVolumes   []string          `json:"keptVolumes,omitempty"` // RenamedFrom's named volumes, left in place
 
 	err error
 }
@@ -315,6 +321,12 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 		return
 	}
 	log.Printf("docker %s, compose %s, dir %s, current release %s", facts.DockerVersion, composeName(facts), facts.Dir, orNone(short(facts.Current)))
+	// The host's project wins; checked before the lock, so a refused deploy
+	// leaves no trace, and again under it (current may move meanwhile).
+	if facts.Project != "" && facts.Project != b.m.Project && !o.RenameProject {
+		r.failUnchanged(log, projectMismatch(r.name, facts.Dir, facts.Current, facts.Project, b.m.Project))
+		return
+	}
 	lock, err := h.AcquireLock(ctx, lockInfo(o, b), o.LockWait, o.LockTTL)
 	if err != nil {
 		r.failUnchanged(log, err)
@@ -335,15 +347,28 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 	}
 	facts.Current, r.res.Previous = cur, cur
 	r.fresh = true
+	prevProject := ""
 	for _, rel := range rels {
 		if rel.Name == b.m.Commit {
 			r.fresh = false
 		}
+		if rel.Name == cur && rel.Meta != nil && rel.Meta.Project != b.m.Project {
+			prevProject = rel.Meta.Project
+		}
+	}
+	if prevProject != "" && !o.RenameProject {
+		r.failUnchanged(log, projectMismatch(r.name, facts.Dir, cur, prevProject, b.m.Project))
+		return
+	}
+	if err := releaseOfOtherProject(rels, b.m.Commit, b.m.Project, r.name); err != nil {
+		r.failUnchanged(log, err)
+		return
 	}
 	commit := b.m.Commit
 	d := &HostDeploy{Host: h, Conn: c.c, Release: commit, Previous: facts.Current, Log: log,
 		cfg:    hostConfig{healthTimeout: o.HealthTimeout, smokeURL: o.SmokeURL, preDeploy: o.PreDeploy},
-		images: b.pullImages(), dockerConfig: dockerConfig, registries: registries}
+		images: b.pullImages(), dockerConfig: dockerConfig, registries: registries, prevProject: prevProject}
+	r.res.RenamedFrom = prevProject
 	for _, rel := range rels {
 		if rel.Name == d.Previous && rel.Meta != nil {
 			d.prevImages = rel.Meta.Images
@@ -380,9 +405,26 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 		r.failUnchanged(log, err)
 		return
 	}
+	if strategy.Name() != "swarm" {
+		d.noteVolumes(ctx) // swarm creates volumes in its tasks, after stack rm returns
+	}
+	if d.renamed() {
+		vols, err := d.takeDownPrevious(ctx, strategy.Name() == "swarm")
+		r.res.KeptVolumes = vols
+		if err != nil {
+			r.res.err = err
+			r.res.Error = err.Error()
+			log.Printf("failed after changing the host: %v", err)
+			revertHost(ctx, strategy, r, "")
+			return
+		}
+	}
 	if err := strategy.Apply(ctx, d); err != nil {
 		if !d.Changed() {
 			removeFresh()
+			cctx, cancel := cleanupContext(ctx, 30*time.Second)
+			d.removeCreatedVolumes(cctx) // a failed hook's `run` may have created some
+			cancel()
 			r.endConverge(ctx)
 			r.failUnchanged(log, err)
 			return
@@ -434,8 +476,18 @@ func revertHost(ctx context.Context, strategy Strategy, r *hostRun, why string) 
 	} else {
 		log.Printf("rolling back to %s", target)
 	}
-	_, wasPaused := paused.Load(d) // a paused rolling host is left as it is, connection or not
-	err := strategy.Revert(rctx, d)
+	wasPaused := d.pausedService() != "" // a paused rolling host is left as it is, connection or not
+	revert := func() error {
+		if d.renamed() {
+			return revertRenamed(rctx, strategy, d)
+		}
+		err := strategy.Revert(rctx, d)
+		if err == nil && d.Previous == "" {
+			d.removeCreatedVolumes(rctx) // a first deploy leaves nothing behind
+		}
+		return err
+	}
+	err := revert()
 	if err != nil && !wasPaused && !d.Host.DryRun && !r.connAlive(rctx) {
 		// The connection died mid-converge while this process lives: roll
 		// back over a new one, as the lock is released over a new one.
@@ -444,7 +496,7 @@ func revertHost(ctx context.Context, strategy Strategy, r *hostRun, why string) 
 			err = fmt.Errorf("%w; reconnecting failed: %v; %s/.slipway/deploying records the interrupted converge: the next slipway deploy or rollback on this host detects it and converges the host again (run it once %s is reachable)",
 				err, derr, d.Host.Dir, r.name)
 		} else {
-			err = strategy.Revert(rctx, d)
+			err = revert()
 		}
 	}
 	if err == nil && r.switched && d.Previous != "" {

@@ -378,6 +378,9 @@ func fakeDocker(st *fakeState, args []string) int {
 		data, _ := json.Marshal(out)
 		fmt.Println(string(data))
 		return 0
+	case "volume":
+		// The fake engine keeps no volumes: ls lists none, rm has none to remove.
+		return 0
 	case "logs":
 		id := args[len(args)-1]
 		for _, c := range st.Containers {

@@ -143,6 +143,9 @@ services:
       interval: 2s
       timeout: 3s
       retries: 15
+      # Failures in the first 3 minutes do not count: a first initdb under load
+      # took 87 s. Healthy ends the start period at once, so this costs nothing.
+      start_period: 180s
     restart: unless-stopped
   proxy:
     image: {{.Proxy}}

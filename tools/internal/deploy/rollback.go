@@ -148,14 +148,19 @@ func rollbackHost(ctx context.Context, o *Options, to string, r *hostRun) {
 		return
 	}
 	r.res.Release, r.res.Previous = target.Name, current
-	project := ""
+	// Each release runs under the project recorded when it was first
+	// deployed; a rollback across a rename takes the current project down.
+	project, curProject := "", ""
 	if target.Meta != nil {
 		project = target.Meta.Project
 	}
 	for _, rel := range rels {
-		if project == "" && rel.Name == current && rel.Meta != nil {
-			project = rel.Meta.Project
+		if rel.Name == current && rel.Meta != nil {
+			curProject = rel.Meta.Project
 		}
+	}
+	if project == "" {
+		project = curProject
 	}
 	if project == "" {
 		r.failUnchanged(log, fmt.Errorf("release %s has no readable release.json naming its compose project", target.Name))
@@ -196,11 +201,31 @@ func rollbackHost(ctx context.Context, o *Options, to string, r *hostRun) {
 	if len(images) == 0 {
 		d.images = nil
 	}
+	if curProject != "" && curProject != project {
+		d.prevProject = curProject
+		r.res.RenamedFrom = curProject
+	}
 	r.d = d
 	log.Printf("rolling back from %s to %s", orNone(short(current)), short(target.Name))
+	if d.renamed() {
+		log.Printf("release %s was deployed as project %s, the current release as project %s: project %s is taken down (volumes kept), then %s comes up", short(target.Name), project, curProject, curProject, project)
+	}
 	if err := r.beginConverge(ctx, "rollback", target.Name, current, o.Getenv("BUILD_URL")); err != nil {
 		r.failUnchanged(log, err)
 		return
+	}
+	if d.renamed() {
+		if strategy.Name() != "swarm" {
+			d.noteVolumes(ctx)
+		}
+		vols, err := d.takeDownPrevious(ctx, strategy.Name() == "swarm")
+		r.res.KeptVolumes = vols
+		if err != nil {
+			r.res.err = err
+			r.res.Error = err.Error()
+			revertHost(ctx, strategy, r, "")
+			return
+		}
 	}
 	if err := strategy.Apply(ctx, d); err != nil {
 		if !d.Changed() {

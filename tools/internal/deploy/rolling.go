@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/slipway-dev/slipway/tools/internal/deploy/remote"
@@ -60,20 +59,8 @@ type Rolling struct{}
 // Name is "rolling".
 func (Rolling) Name() string { return "rolling" }
 
-// paused records hosts whose rollout stopped on a service with
-// failure_action: pause, which Revert then leaves as they are.
-var paused sync.Map // *HostDeploy -> service name
-
-// readConfigs keeps a host deploy's compose config reads for its Revert
-// (the release directories do not change in between).
-var readConfigs sync.Map // *HostDeploy -> map[string]*remote.ReleaseConfig
-
 func newRoller(d *HostDeploy, target string, revert bool) *roller {
-	ro := &roller{d: d, target: target, revert: revert}
-	if v, ok := readConfigs.Load(d); ok {
-		ro.cfgs = v.(map[string]*remote.ReleaseConfig)
-	}
-	return ro
+	return &roller{d: d, target: target, revert: revert, cfgs: d.releaseConfigs()}
 }
 
 // Apply rolls the host to the new release service by service.
@@ -120,14 +107,14 @@ func (Rolling) Apply(ctx context.Context, d *HostDeploy) error {
 // Revert rolls the services back to the previous release the same way
 // (services still on it are not touched), or takes a first release down.
 func (Rolling) Revert(ctx context.Context, d *HostDeploy) error {
-	if svc, ok := paused.LoadAndDelete(d); ok {
+	if svc := d.pausedService(); svc != "" {
 		return fmt.Errorf("not rolled back: service %s has deploy.update_config.failure_action: pause, so the host is left as it is (services rolled so far on release %s, the rest on %s); look at it, then run slipway rollback or deploy again",
 			svc, short(d.Release), orNone(short(d.Previous)))
 	}
 	if d.Previous == "" || d.Host.DryRun {
 		return Recreate{}.Revert(ctx, d)
 	}
-	defer readConfigs.Delete(d)
+	defer d.setReleaseConfigs(nil)
 	d.pullPrevious(ctx)
 	ro := newRoller(d, d.Previous, true)
 	err := ro.load(ctx)
@@ -234,7 +221,7 @@ func (ro *roller) fetch(ctx context.Context, releases []string) error {
 		cfgs[k] = v
 	}
 	ro.cfgs = cfgs
-	readConfigs.Store(ro.d, cfgs)
+	ro.d.setReleaseConfigs(cfgs)
 	ro.d.Done(fmt.Sprintf("compose config of %d release(s)", len(missing)), start)
 	return nil
 }
@@ -387,7 +374,7 @@ func (ro *roller) failed(s *svcRoll, err error) error {
 	}
 	switch s.Policy.FailureAction {
 	case "pause":
-		paused.Store(ro.d, s.Name)
+		ro.d.setPaused(s.Name)
 		return fmt.Errorf("service %s failed its gate and has failure_action: pause: %w", s.Name, err)
 	case "continue":
 		ro.d.Log.Warnf("service %s failed its gate (%v); its old containers keep running and, as its failure_action is continue, the rollout goes on", s.Name, err)

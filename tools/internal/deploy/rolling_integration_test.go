@@ -115,6 +115,7 @@ services:
       interval: 1s
       timeout: 2s
       retries: 2
+      start_period: 1s
 {{- else if .Swarm}}
     healthcheck:
       test: ["CMD", "python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
@@ -140,7 +141,7 @@ services:
       update_config:
         parallelism: 1
         order: start-first
-        failure_action: rollback
+        failure_action: {{if .Pause}}pause{{else}}rollback{{end}}
         monitor: 1s
   db:
     image: {{.DB}}
@@ -156,6 +157,9 @@ services:
       interval: 2s
       timeout: 3s
       retries: 15
+      # Failures in the first 3 minutes do not count: a first initdb under load
+      # took 87 s. Healthy ends the start period at once, so this costs nothing.
+      start_period: 180s
 {{- if .Swarm}}
     deploy:
       endpoint_mode: dnsrr
@@ -183,6 +187,7 @@ type rollSpec struct {
 	BadHealth               bool   // the web container's healthcheck always fails
 	BreakOn                 string // the web container exits on hosts whose DOCKER_HOST contains this
 	Swarm                   bool   // web and db only, endpoint_mode dnsrr (no IPVS in the test namespaces)
+	Pause                   bool   // web's update_config.failure_action is pause instead of rollback
 }
 
 // rollSite is one compose project of these tests on one or more targets.
@@ -408,6 +413,7 @@ func TestIntegrationRolling(t *testing.T) {
 	// db changes too (rolled first, stop-first), so the rollback has a
 	// service to take back besides the failing one.
 	s.release(t, "bad", rollSpec{Web: rollFix.web1, DBRev: "3", BadHealth: true})
+	s.release(t, "paused", rollSpec{Web: rollFix.web1, DBRev: "2", Replicas: 2, BadHealth: true, Pause: true})
 
 	r := s.deploy(t, "v1", "rolling", nil)
 	wantCode(t, r, 0)
@@ -496,6 +502,23 @@ func TestIntegrationRolling(t *testing.T) {
 		}
 		if i := strings.Index(r.stderr, "rolling back to release"); i < 0 || !strings.Contains(r.stderr[i:], "db: definition changed") {
 			t.Errorf("the rollback did not take db back service by service")
+		}
+	})
+
+	// failure_action: pause stops the rollout and leaves the host as it is for
+	// a person to look at: exit 5, the old web containers still serving, and
+	// the next deploy (below) converges the host again.
+	t.Run("failure_action pause leaves the host as it is", func(t *testing.T) {
+		r := s.deploy(t, "paused", "rolling", func(o *Options) { o.HealthTimeout = 40 * time.Second })
+		wantCode(t, r, exit.LeftChanged)
+		if r.err == nil || !strings.Contains(r.err.Error(), "failure_action: pause") {
+			t.Errorf("error does not say the rollout paused: %v", r.err)
+		}
+		if strings.Contains(r.stderr, "rolled back: release") {
+			t.Errorf("a paused rollout was rolled back")
+		}
+		if got := s.version(tg); got != "2.0.0" {
+			t.Errorf("serving %q during the pause, want 2.0.0 from the old web containers", got)
 		}
 	})
 

@@ -75,9 +75,63 @@ type HostDeploy struct {
 	prevImages   []string // the previous release's images (its release.json), pulled before a revert
 	dockerConfig []byte   // config.json with auths for the pull, nil for none
 	registries   []string
+	// prevProject is the project Previous runs under when it is not Host's
+	// (a rename, or a rollback across one); "" when it is the same.
+	prevProject string
+	// volumesBefore: the project's volumes before a deploy that starts it
+	// here; nil when unknown or when the project ran here already.
+	volumesBefore map[string]bool
 
 	mu      sync.Mutex
 	changed bool
+	// Strategy state carried from Apply to Revert of this one host deploy.
+	paused       string                           // rolling: service whose failure_action: pause stopped the rollout
+	rollingCfgs  map[string]*remote.ReleaseConfig // rolling: compose config reads, by release
+	swarmPending *swarmRun                        // swarm: what Apply saw before the stack deploy
+}
+
+// setPaused records that the rollout stopped on svc with failure_action:
+// pause, which Revert then leaves as it is.
+func (d *HostDeploy) setPaused(svc string) {
+	d.mu.Lock()
+	d.paused = svc
+	d.mu.Unlock()
+}
+
+// pausedService is the service set by setPaused, "" for none.
+func (d *HostDeploy) pausedService() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.paused
+}
+
+// releaseConfigs returns the compose config reads kept for this host deploy
+// (the release directories do not change in between), nil for none.
+func (d *HostDeploy) releaseConfigs() map[string]*remote.ReleaseConfig {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.rollingCfgs
+}
+
+func (d *HostDeploy) setReleaseConfigs(cfgs map[string]*remote.ReleaseConfig) {
+	d.mu.Lock()
+	d.rollingCfgs = cfgs
+	d.mu.Unlock()
+}
+
+// takeSwarmRun returns and forgets what swarm's Apply recorded.
+func (d *HostDeploy) takeSwarmRun() *swarmRun {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	run := d.swarmPending
+	d.swarmPending = nil
+	return run
+}
+
+func (d *HostDeploy) setSwarmRun(run *swarmRun) {
+	d.mu.Lock()
+	d.swarmPending = run
+	d.mu.Unlock()
 }
 
 // MarkChanged records that the host is about to change (see Strategy).

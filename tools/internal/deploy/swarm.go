@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/dotenv"
@@ -46,8 +45,6 @@ type swarmRun struct {
 	before  map[string]uint64 // service name -> version before the deploy
 	started time.Time         // server clock when the deploy began
 }
-
-var swarmRuns sync.Map // *HostDeploy -> *swarmRun
 
 // Apply deploys the stack and waits for it to converge.
 func (Swarm) Apply(ctx context.Context, d *HostDeploy) error {
@@ -102,7 +99,7 @@ func (Swarm) Apply(ctx context.Context, d *HostDeploy) error {
 	}
 	// Task timestamps have sub-second precision, the clock read whole seconds.
 	run.started = run.started.Add(-time.Second)
-	swarmRuns.Store(d, run)
+	d.setSwarmRun(run)
 	start := time.Now()
 	err = h.StackDeploy(ctx, d.Release, stackFile, env, d.registries, d.dockerConfig)
 	if err != nil && errors.Is(err, remote.ErrRegistryLogin) {
@@ -128,8 +125,7 @@ func (Swarm) Apply(ctx context.Context, d *HostDeploy) error {
 // Revert puts the stack back on the previous release.
 func (Swarm) Revert(ctx context.Context, d *HostDeploy) error {
 	h := d.Host
-	v, _ := swarmRuns.LoadAndDelete(d)
-	run, _ := v.(*swarmRun)
+	run := d.takeSwarmRun()
 	if h.DryRun {
 		return nil
 	}

@@ -3,7 +3,6 @@ package deploy
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -123,7 +122,9 @@ func (t *Target) dial(ctx context.Context, host string, log *progress.Logger) (*
 	}
 	c, err := dial(ctx, host, opts)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to %s: %w", host, err)
+		// Every caller names the host (its logger or the per-host error);
+		// sshx's error says "connecting" and what went wrong.
+		return nil, err
 	}
 	return &conn{name: host, c: c, log: log, h: &remote.Host{Name: host, Conn: c, Dir: t.Dir, Log: log}}, nil
 }

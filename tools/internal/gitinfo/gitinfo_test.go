@@ -238,3 +238,60 @@ func TestTrimRemoteBranch(t *testing.T) {
 		}
 	}
 }
+
+func TestRepoName(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://git.example.com/acme/shop.git":           "shop",
+		"https://ci:token@git.example.com/acme/Shop":      "Shop",
+		"https://git.example.com/acme/shop.git/":          "shop",
+		"ssh://git@git.example.com:2222/acme/shop.git":    "shop",
+		"git@git.example.com:acme/shop.git":               "shop",
+		"git.example.com:shop":                            "shop",
+		"file:///srv/git/shop.git":                        "shop",
+		"/srv/git/shop":                                   "shop",
+		"../shop.git":                                     "shop",
+		`C:\repos\shop.git`:                               "shop",
+		"https://git.example.com/":                        "",
+		"":                                                "",
+		"https://dev.azure.com/org/proj/_git/shop-api":    "shop-api",
+		"https://gitlab.example.com/group/sub/shop.git?x": "shop",
+	} {
+		if got := RepoName(in); got != want {
+			t.Errorf("RepoName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestRepoIdentity(t *testing.T) {
+	ctx := context.Background()
+	dir := newRepo(t)
+	if id := RepoIdentity(ctx, dir, nil); id.Name != "" {
+		t.Errorf("no origin, no GIT_URL: %+v, want none", id)
+	}
+	id := RepoIdentity(ctx, dir, map[string]string{"GIT_URL": "https://bot:tok@git.example.com/acme/shop.git"})
+	if id.Name != "shop" || !strings.HasPrefix(id.From, "GIT_URL") || strings.Contains(id.From, "tok") {
+		t.Errorf("GIT_URL: %+v, want shop from GIT_URL without credentials", id)
+	}
+	git(t, dir, "remote", "add", "origin", "git@git.example.com:acme/web.git")
+	id = RepoIdentity(ctx, dir, map[string]string{"GIT_URL": "https://git.example.com/acme/other.git"})
+	if id.Name != "web" || !strings.Contains(id.From, "origin remote (git@git.example.com:acme/web.git)") {
+		t.Errorf("origin: %+v, want web from the origin remote", id)
+	}
+	// Below the checkout's root the folder is stable: no repository name.
+	sub := filepath.Join(dir, "deploy")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if id := RepoIdentity(ctx, sub, nil); id.Name != "" {
+		t.Errorf("subdirectory: %+v, want none", id)
+	}
+	// A linked worktree (a .git file) is a checkout's root too.
+	wt := filepath.Join(t.TempDir(), "shop_PR-1")
+	git(t, dir, "worktree", "add", "-q", "--detach", wt)
+	if id := RepoIdentity(ctx, wt, nil); id.Name != "web" {
+		t.Errorf("worktree: %+v, want web", id)
+	}
+	if id := RepoIdentity(ctx, t.TempDir(), map[string]string{"GIT_URL": "https://git.example.com/a/b.git"}); id.Name != "" {
+		t.Errorf("outside git: %+v, want none", id)
+	}
+}

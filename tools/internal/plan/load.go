@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v4"
 
 	"github.com/slipway-dev/slipway/tools/internal/exit"
+	"github.com/slipway-dev/slipway/tools/internal/gitinfo"
 )
 
 // sources records what a load used, for the manifest and for errors.
@@ -28,6 +29,7 @@ type sources struct {
 	files    []string // absolute compose files, in merge order
 	envFiles []string // absolute env files actually read
 	profiles []string // active profiles (--profile, else COMPOSE_PROFILES)
+	nameFrom string   // where the project name came from, for plan and build's log
 }
 
 // rel returns p relative to the working directory when it lies below it.
@@ -175,13 +177,14 @@ func loadCompose(ctx context.Context, opts Options, interpolate bool) (*types.Pr
 		name, from := opts.ProjectName, "-p/--project-name"
 		if name == "" {
 			var err error
-			if name, from, err = projectNameOf(o); err != nil {
+			if name, from, err = projectNameOf(ctx, o); err != nil {
 				return err
 			}
 		}
 		if err := composecli.WithName(name)(o); err != nil {
 			return exit.Usagef("%s: %v", from, err)
 		}
+		src.nameFrom = from
 		return nil
 	})
 	if interpolate {
@@ -337,9 +340,10 @@ func simpleNameOf(data []byte) (string, bool) {
 
 // projectNameOf mirrors compose's precedence for a name not given with -p:
 // COMPOSE_PROJECT_NAME, then the last name: in the files (interpolated and
-// normalised), then the project directory's name (normalised). It returns
-// where the name came from, for errors.
-func projectNameOf(o *composecli.ProjectOptions) (name, from string, err error) {
+// normalised), then, where compose takes the project directory's name,
+// slipway's stable default (see defaultProjectName). It returns where the
+// name came from, for errors and the log.
+func projectNameOf(ctx context.Context, o *composecli.ProjectOptions) (name, from string, err error) {
 	if n := o.Environment[consts.ComposeProjectName]; n != "" {
 		return n, "COMPOSE_PROJECT_NAME", nil
 	}
@@ -386,7 +390,25 @@ func projectNameOf(o *composecli.ProjectOptions) (name, from string, err error) 
 	if dir == "" && len(o.ConfigPaths) > 0 {
 		dir = filepath.Dir(o.ConfigPaths[0])
 	}
-	return loader.NormalizeProjectName(filepath.Base(dir)), "project directory " + dir, nil
+	name, from = defaultProjectName(ctx, dir, o.Environment)
+	return name, from, nil
+}
+
+// defaultProjectName is the name of a project nothing names. Where the
+// project directory is the root of a git checkout, its folder is the CI's
+// workspace (shop_main, shop_PR-1, shop_main@2), not the app: the
+// repository's name is used instead, from the origin remote, else Jenkins'
+// GIT_URL, so every job, branch and agent of one app deploys one project
+// and pushes to one set of image repositories. Otherwise (a subdirectory of
+// the checkout, no git, no remote) it is compose's rule: the directory's
+// name. Both are normalised as compose normalises project names.
+func defaultProjectName(ctx context.Context, dir string, env map[string]string) (name, from string) {
+	if id := gitinfo.RepoIdentity(ctx, dir, env); id.Name != "" {
+		if n := loader.NormalizeProjectName(id.Name); n != "" {
+			return n, "repository name from " + id.From + ", as " + dir + " is the checkout's root"
+		}
+	}
+	return loader.NormalizeProjectName(filepath.Base(dir)), "project directory " + dir
 }
 
 // usageErr makes a load error exit 2 and names the compose files when the

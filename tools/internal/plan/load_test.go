@@ -68,8 +68,8 @@ func TestLoadManifest(t *testing.T) {
 	now := time.Date(2025, 3, 4, 5, 6, 7, 0, time.FixedZone("x", 3600))
 	p := mustLoad(t, Options{WorkDir: dir, Now: now, Environ: env("BUILD_NUMBER", "12", "BUILD_URL", "https://ci.example/job/12/")})
 	m := p.Manifest
-	if m.Project != filepath.Base(dir) && m.Project != strings.ToLower(filepath.Base(dir)) {
-		t.Errorf("project %q, want the directory name %q", m.Project, filepath.Base(dir))
+	if m.Project != "shop" {
+		t.Errorf("project %q, want shop: the origin remote's repository name", m.Project)
 	}
 	if !reflect.DeepEqual(m.ComposeFiles, []string{"compose.yaml"}) || m.ProjectDir != "." {
 		t.Errorf("compose files %q project dir %q, want [compose.yaml] and .", m.ComposeFiles, m.ProjectDir)

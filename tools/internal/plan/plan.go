@@ -52,6 +52,9 @@ type Plan struct {
 	Manifest *manifest.Manifest // services with image and tags; no IDs or digests yet
 	Builds   []Build            // in an order where every dependency comes first
 	Git      *gitinfo.Info      // the git state the tags were computed from
+	// ProjectFrom says where the project name came from: -p, COMPOSE_PROJECT_NAME,
+	// name: in a file, the repository's name, or the project directory.
+	ProjectFrom string
 }
 
 // Build is one image to build. Two builds may share an Image when their
@@ -188,7 +191,7 @@ func Load(ctx context.Context, opts Options) (*Plan, error) {
 	for _, b := range ordered {
 		m.Services[b.Service] = manifest.Service{Image: b.Image, Tags: append([]string(nil), b.Tags...)}
 	}
-	return &Plan{Project: project, Manifest: m, Builds: ordered, Git: git}, nil
+	return &Plan{Project: project, Manifest: m, Builds: ordered, Git: git, ProjectFrom: src.nameFrom}, nil
 }
 
 // LoadProject loads the compose model with the same discovery and merging as

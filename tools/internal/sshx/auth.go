@@ -81,8 +81,12 @@ func authFor(h *hop, ag *agentConn) (ssh.AuthMethod, []string, error) {
 		offered = append(offered, fmt.Sprintf("%d key(s) from ssh-agent", len(ag.keys)))
 	}
 	if len(signers) == 0 && ag == nil {
-		return nil, nil, fmt.Errorf("no SSH key for %s: %s gave none usable (%s) and SSH_AUTH_SOCK is unset; pass --identity FILE or start ssh-agent: %w",
-			h.name, h.keyHint, strings.Join(offered, "; "), ErrAuth)
+		who := "no SSH key"
+		if !h.target {
+			who += " for " + h.name
+		}
+		return nil, nil, fmt.Errorf("%s: %s gave none usable (%s) and SSH_AUTH_SOCK is unset; pass --identity FILE or start ssh-agent: %w",
+			who, h.keyHint, strings.Join(offered, "; "), ErrAuth)
 	}
 	method := ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
 		all := append([]ssh.Signer(nil), signers...)

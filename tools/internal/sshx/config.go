@@ -18,6 +18,7 @@ import (
 // hop is one SSH server on the way to the target, fully resolved.
 type hop struct {
 	name    string // as the user named it (target or jump spec), for messages
+	target  bool   // the last hop: callers already name it in their errors
 	alias   string // the host part used to match ssh config Host patterns
 	host    string // HostName: what is actually dialled
 	port    int
@@ -60,6 +61,17 @@ func (h *hop) String() string {
 		return strings.TrimSuffix(h.name, name) + s
 	}
 	return h.name + " (" + s + ")"
+}
+
+// connecting starts this hop's connection errors. The target is named by every
+// caller (deploy prefixes the host), so its errors add only what the caller's
+// name does not say: the address ssh config resolved it to. A jump host is
+// always named.
+func (h *hop) connecting() string {
+	if h.target && (strings.Contains(h.name, h.host) || h.name == "") {
+		return "connecting"
+	}
+	return "connecting to " + h.String()
 }
 
 // sshConfig is the user's ssh config, then (only when the default file is
@@ -180,7 +192,7 @@ func resolveHop(cfg *sshConfig, spec string, opts *Options, isTarget bool) (*hop
 		return nil, "", err
 	}
 	alias := t.Host
-	h := &hop{name: t.Alias, alias: alias}
+	h := &hop{name: t.Alias, alias: alias, target: isTarget}
 	if !isTarget {
 		h.name = "jump host " + t.Alias
 	}

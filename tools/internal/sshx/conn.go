@@ -93,9 +93,7 @@ func Dial(ctx context.Context, target string, opts Options) (*Conn, error) {
 		client, err := c.dialHop(ctx, prev, h, p.auth, p.offered, p.hk, reads)
 		if err != nil {
 			c.closeClients()
-			if i < len(route)-1 {
-				return nil, fmt.Errorf("connecting to %s: %w", last.name, err)
-			}
+			// A jump hop's error names that hop; the caller names the target.
 			return nil, err
 		}
 		c.clients = append(c.clients, client)
@@ -126,10 +124,10 @@ func (c *Conn) dialHop(ctx context.Context, prev *ssh.Client, h *hop, auth ssh.A
 	defer cancel()
 	timeoutErr := func(stage string) error {
 		if ctx.Err() != nil {
-			return fmt.Errorf("connecting to %s: %w", h, ctx.Err())
+			return fmt.Errorf("%s: %w", h.connecting(), ctx.Err())
 		}
-		return fmt.Errorf("connecting to %s: %s did not finish within %s (is sshd listening there and answering? raise ConnectTimeout in ssh config if the link is slow): %w",
-			h, stage, h.connectTimeout, ErrConnectTimeout)
+		return fmt.Errorf("%s: %s did not finish within %s (is sshd listening there and answering? raise ConnectTimeout in ssh config if the link is slow): %w",
+			h.connecting(), stage, h.connectTimeout, ErrConnectTimeout)
 	}
 
 	// sshd closes new connections before its banner while MaxStartups
@@ -144,7 +142,7 @@ func (c *Conn) dialHop(ctx context.Context, prev *ssh.Client, h *hop, auth ssh.A
 		}
 		wait := backoff + time.Duration(rand.Int64N(int64(backoff)))
 		if d, ok := dctx.Deadline(); ok && time.Until(d) < wait+100*time.Millisecond {
-			return nil, fmt.Errorf("connecting to %s: the server closed the connection before its SSH banner %d times (sshd drops new connections while too many are unauthenticated: raise MaxStartups in its sshd_config, or lower --parallel): %w", h, attempt, err)
+			return nil, fmt.Errorf("%s: the server closed the connection before its SSH banner %d times (sshd drops new connections while too many are unauthenticated: raise MaxStartups in its sshd_config, or lower --parallel): %w", h.connecting(), attempt, err)
 		}
 		select {
 		case <-dctx.Done():
@@ -173,9 +171,14 @@ func (c *Conn) dialHopOnce(dctx context.Context, prev *ssh.Client, h *hop, auth 
 			return nil, false, timeoutErr("TCP connect")
 		}
 		if prev != nil {
-			return nil, false, fmt.Errorf("connecting to %s: the jump host could not open a connection to %s: %w", h, h.addr(), err)
+			return nil, false, fmt.Errorf("%s: the jump host could not open a connection to %s: %w", h.connecting(), h.addr(), err)
 		}
-		return nil, false, fmt.Errorf("connecting to %s: %w (check the host name and port, and that sshd runs there)", h, err)
+		// net's "dial tcp host:port: " would name the host a second time.
+		var op *net.OpError
+		if errors.As(err, &op) && op.Err != nil {
+			err = op.Err
+		}
+		return nil, false, fmt.Errorf("%s: %w (check the host name and port, and that sshd runs there)", h.connecting(), err)
 	}
 
 	// Deadlines do not work on channel conns, so the bound is enforced by
@@ -204,16 +207,16 @@ func (c *Conn) dialHopOnce(dctx context.Context, prev *ssh.Client, h *hop, auth 
 	if err != nil {
 		raw.Close()
 		if hk.err != nil {
-			return nil, false, fmt.Errorf("connecting to %s: %w", h, hk.err)
+			return nil, false, fmt.Errorf("%s: %w", h.connecting(), hk.err)
 		}
 		if !kexed && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
 			return nil, true, err
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
-			return nil, false, fmt.Errorf("connecting to %s: the server refused every key offered as %q (%s); check the user name and that one of these public keys is in ~%s/.ssh/authorized_keys on the server: %w",
-				h, h.user, strings.Join(offered, ", "), h.user, ErrAuth)
+			return nil, false, fmt.Errorf("%s: the server refused every key offered as %q (%s); check the user name and that one of these public keys is in ~%s/.ssh/authorized_keys on the server: %w",
+				h.connecting(), h.user, strings.Join(offered, ", "), h.user, ErrAuth)
 		}
-		return nil, false, fmt.Errorf("connecting to %s: %w", h, err)
+		return nil, false, fmt.Errorf("%s: %w", h.connecting(), err)
 	}
 	c.handshakes++
 	return ssh.NewClient(cc, chans, reqs), false, nil

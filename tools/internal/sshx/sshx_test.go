@@ -798,3 +798,23 @@ func TestMaxStartupsDropIsRetried(t *testing.T) {
 		t.Errorf("sshd dropped no connection, so nothing was retried:\n%s", s.Log())
 	}
 }
+
+// The caller names the target in its error (deploy prefixes the host), so
+// sshx's own errors about the target must not name it again.
+func TestTargetErrorsDoNotRepeatTheHost(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := l.Addr().String()
+	l.Close() // a port nothing listens on
+	key := writeKey(t)
+	_, err = sshx.Dial(context.Background(), target, sshx.Options{ConfigFile: "none", Identity: key, KnownHosts: filepath.Join(t.TempDir(), "kh")})
+	if err == nil || !strings.HasPrefix(err.Error(), "connecting: ") || strings.Contains(err.Error(), target) {
+		t.Fatalf("want an error starting \"connecting: \" that does not name %s, got %v", target, err)
+	}
+	_, err = sshx.Dial(context.Background(), target, sshx.Options{ConfigFile: "none", Identity: key, Jump: target, KnownHosts: filepath.Join(t.TempDir(), "kh")})
+	if err == nil || !strings.Contains(err.Error(), "jump host") {
+		t.Fatalf("a jump host's error must name the jump host, got %v", err)
+	}
+}

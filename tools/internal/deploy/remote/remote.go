@@ -63,6 +63,9 @@ type Facts struct {
 	Compose       ComposeKind // "" when neither flavour exists
 	ComposeVer    string      // v2 only (v1's version costs a Python start-up)
 	Current       string      // commit `current` points to, "" if none
+	// Project is the compose project the current release runs under, from
+	// its release.json; "" when there is no current release (or it has none).
+	Project string
 }
 
 // ErrNoDocker and friends classify Probe failures (nothing changed: exit 1).
@@ -207,6 +210,11 @@ if command -v docker >/dev/null 2>&1; then
   elif command -v docker-compose >/dev/null 2>&1; then echo "compose=v1"; fi
 fi
 c=$(readlink "$d/current" 2>/dev/null) && echo "current=$c"
+if [ -r "$d/current/release.json" ]; then
+  while IFS= read -r l; do
+    case $l in '  "project": "'*) l=${l#'  "project": "'}; echo "project=${l%%\"*}"; break ;; esac
+  done < "$d/current/release.json"
+fi
 exit 0
 `
 	out, err := h.runQuiet(ctx, "probe", script, nil)
@@ -237,6 +245,8 @@ exit 0
 			f.ComposeVer = strings.TrimSpace(v)
 		case "current":
 			f.Current = releaseName(v)
+		case "project":
+			f.Project = strings.TrimSpace(v)
 		}
 	}
 	if f.Dir == "" {

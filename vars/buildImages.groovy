@@ -1,3 +1,4 @@
+import slipway.Params
 import slipway.Results
 import slipway.Runner
 
@@ -39,4 +40,10 @@ def call(Map params = [:]) {
         error("buildImages: slipway build succeeded but no manifest is at ${p.manifest}")
     }
     return Results.release(manifest, (String) p.manifest)
+}
+
+// A positional argument, like buildImages('x'): the named-parameters error, not a MissingMethodException
+// (which a sandboxed library turns into a script approval of GroovyObject.invokeMethod).
+def call(Object positional) {
+    error(Params.positional('buildImages', positional))
 }

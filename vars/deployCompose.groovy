@@ -1,10 +1,11 @@
-import slipway.Results
+import slipway.Params
 import slipway.Runner
 
 /**
  * deployCompose: deploys the pushed release (the digest-pinned compose file) to servers over
  * SSH (`slipway deploy`): lock, upload, pull, converge, health gate, switch, prune; rolls back
- * on failure. Returns [exitCode, status, release, hosts (host -> result), report (the binary's --json)].
+ * on failure. Returns [exitCode, status, release, hosts (host -> result), report (the binary's --json),
+ * message, rolledBack]; with failOnError: false a failed deploy returns it too (exit 4: rolled back, 5: hosts left changed).
  * Every parameter, with an example: vars/deployCompose.txt.
  */
 def call(Map params = [:]) {
@@ -36,6 +37,7 @@ def call(Map params = [:]) {
             preDeploy                : [],                     // --pre-deploy (repeatable) "SERVICE: COMMAND" run before switching (migrations)
             renameProject            : false,                  // --rename-project: deploy under another project name than the servers run (old one down, volumes kept)
             dryRun                   : false,                  // --dry-run: print every remote action, change nothing
+            failOnError              : true,                   // false: a failed deploy returns its result (exitCode 4 or 5) instead of stopping the build
             registryCredentialsId    : null,                   // usernamePassword credential the servers pull with (never left on them)
             dockerConfigCredentialsId: null,                   // or a file credential holding a docker config.json
             tool                     : null,                   // path to a slipway binary; default SLIPWAY_BIN, else the pinned release
@@ -43,10 +45,11 @@ def call(Map params = [:]) {
     Runner r = new Runner(this, 'deployCompose')
     Map p = r.check(defaults, params)
     Map res = r.run(p)
-    Object report = Results.parseOrNull((String) res.stdout)
-    if (res.status != 0) {
-        r.fail(res)
-    }
-    return [exitCode: res.status, status: report instanceof Map ? report.status : null,
-            release : report instanceof Map ? report.release : null, hosts: Results.hosts(report), report: report]
+    return r.outcome(p, res)
+}
+
+// A positional argument, like deployCompose('x'): the named-parameters error, not a MissingMethodException
+// (which a sandboxed library turns into a script approval of GroovyObject.invokeMethod).
+def call(Object positional) {
+    error(Params.positional('deployCompose', positional))
 }

@@ -1,3 +1,4 @@
+import slipway.Params
 import slipway.Results
 import slipway.Runner
 
@@ -32,4 +33,10 @@ def call(Map params = [:]) {
     release.pinned = p.pinned
     archiveArtifacts(artifacts: "${p.manifest},${p.pinned}", fingerprint: true)
     return release
+}
+
+// A positional argument, like pushImages('x'): the named-parameters error, not a MissingMethodException
+// (which a sandboxed library turns into a script approval of GroovyObject.invokeMethod).
+def call(Object positional) {
+    error(Params.positional('pushImages', positional))
 }

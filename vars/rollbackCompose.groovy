@@ -1,10 +1,11 @@
-import slipway.Results
+import slipway.Params
 import slipway.Runner
 
 /**
  * rollbackCompose: puts servers back on an earlier release (`slipway rollback`): the previous
  * one, or the commit given as `to`. Made for the "roll back" button of a parameterized job.
- * Returns [exitCode, status, release, hosts (host -> result), report (the binary's --json)].
+ * Returns [exitCode, status, release, hosts (host -> result), report (the binary's --json),
+ * message, rolledBack]; with failOnError: false a failed rollback returns it too.
  * Every parameter, with an example: vars/rollbackCompose.txt.
  */
 def call(Map params = [:]) {
@@ -27,6 +28,7 @@ def call(Map params = [:]) {
             smokeUrl                 : null,  // --smoke-url: fetched on each server (its loopback) after the health gate
             lockWait                 : null,  // --lock-wait: wait this long for a deploy's lock; default 0
             lockTtl                  : null,  // --lock-ttl: a lock not renewed for this long is stale and taken over; default 5m
+            failOnError              : true,  // false: a failed rollback returns its result (exitCode 4 or 5) instead of stopping the build
             registryCredentialsId    : null,  // usernamePassword credential the servers pull with, if images must be pulled again
             dockerConfigCredentialsId: null,  // or a file credential holding a docker config.json
             tool                     : null,  // path to a slipway binary; default SLIPWAY_BIN, else the pinned release
@@ -34,10 +36,11 @@ def call(Map params = [:]) {
     Runner r = new Runner(this, 'rollbackCompose')
     Map p = r.check(defaults, params)
     Map res = r.run(p)
-    Object report = Results.parseOrNull((String) res.stdout)
-    if (res.status != 0) {
-        r.fail(res)
-    }
-    return [exitCode: res.status, status: report instanceof Map ? report.status : null,
-            release : report instanceof Map ? report.release : null, hosts: Results.hosts(report), report: report]
+    return r.outcome(p, res)
+}
+
+// A positional argument, like rollbackCompose('x'): the named-parameters error, not a MissingMethodException
+// (which a sandboxed library turns into a script approval of GroovyObject.invokeMethod).
+def call(Object positional) {
+    error(Params.positional('rollbackCompose', positional))
 }

@@ -1,3 +1,4 @@
+import slipway.Params
 import slipway.Cli
 import slipway.Runner
 
@@ -35,7 +36,8 @@ def call(Map params = [:]) {
     try {
         summary = junit(testResults: "${p.results}/**/*.xml", allowEmptyResults: p.allowEmptyResults || status != 0)
     } catch (err) {
-        if (status == 0) {
+        // An abort (FlowInterruptedException is an InterruptedException) stays an abort.
+        if (status == 0 && !(err instanceof InterruptedException)) {
             error("runTests: the tests passed but no JUnit XML was found under ${p.results}/ (${err.message}); " +
                     "name the result paths with resultsPaths or x-slipway results in the test compose file, or set allowEmptyResults: true")
         }
@@ -52,10 +54,17 @@ def call(Map params = [:]) {
                        skipped: summary?.skipCount ?: 0, passed: summary?.passCount ?: 0],
             summary : r.readJson("${p.results}/summary.json") ?: [:],
     ]
-    if (status == 3 && p.unstableOnFailure) {
+    // A timed-out (hung) stack is not a red test: it stays FAILURE even with unstableOnFailure.
+    if (status == 3 && p.unstableOnFailure && ((Map) out.summary).result != 'timeout') {
         unstable(Cli.failure('runTests', status, (String) res.errorLine))
     } else if (status != 0) {
         r.fail(res)
     }
     return out
+}
+
+// A positional argument, like runTests('x'): the named-parameters error, not a MissingMethodException
+// (which a sandboxed library turns into a script approval of GroovyObject.invokeMethod).
+def call(Object positional) {
+    error(Params.positional('runTests', positional))
 }

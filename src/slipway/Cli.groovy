@@ -85,12 +85,18 @@ class Cli implements Serializable {
         if (o.showStdout) {
             lines.add('cat "$run/stdout"')
         }
-        lines.add('tail -n 40 "$run/stderr" >"$run/stderr.tail" 2>/dev/null')
+        lines.add('tail -n 40 "$run/stderr" >"$run/stderr.tail" 2>/dev/null; rm -f "$run/stderr" "$run/rc"')
         if (o.dockerConfig) {
             lines.add('rm -rf "$run/docker-config"')
         }
         lines.add('exit "$rc"')
         return lines.join('\n') + '\n'
+    }
+
+    /** A name part no other run of this build shares (parallel branches run steps at once). */
+    @NonCPS
+    static String unique() {
+        return UUID.randomUUID().toString().substring(0, 8)
     }
 
     /** The binary's last error line from the tail of its stderr ("slipway: error: ..."). */
@@ -117,6 +123,19 @@ class Cli implements Serializable {
     @NonCPS
     private static String clip(String s) {
         return s.length() > 500 ? s.substring(0, 497) + '...' : s
+    }
+
+    /**
+     * Under Jenkins the binary's "ssh-keygen -R host -f <file>" advice names a secret file copy
+     * that is already deleted (and masked in the log): name the credential to update instead.
+     */
+    @NonCPS
+    static String advice(String tail, Map values) {
+        if (tail == null || !tail.contains('HOST KEY CHANGED') || !Params.isSet(values.knownHostsCredentialsId)) {
+            return ''
+        }
+        return " (if the new key is confirmed by the server's administrator, update the known_hosts Secret file credential " +
+                "'${values.knownHostsCredentialsId}' with the line printed above; ssh-keygen -R on the agent does not apply)".toString()
     }
 
     /** The message a failed run becomes: "<step>: slipway <command> failed (exit N: meaning): line". */

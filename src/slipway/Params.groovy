@@ -23,7 +23,7 @@ class Params implements Serializable {
             given = [:]
         }
         if (!(given instanceof Map)) {
-            return [error: "${step}: parameters are named, like ${step}(manifest: 'slipway-release.json'); got ${typeName(given)}".toString()]
+            return [error: "${step}: parameters are named, like ${step}(manifest: 'slipway-release.json'); got ${typeName(given)} ${shown(given)}".toString()]
         }
         Map values = new LinkedHashMap()
         for (Map.Entry e : defaults.entrySet()) {
@@ -61,6 +61,12 @@ class Params implements Serializable {
             }
         }
         return [values: values]
+    }
+
+    /** The error for a step called with a positional argument, like pushImages('x'). */
+    @NonCPS
+    static String positional(String step, Object given) {
+        return (String) check(step, Spec.params(step), given).error
     }
 
     /** Whether a parameter value counts as given: not null, not '', not [], not false. */
@@ -164,7 +170,12 @@ class Params implements Serializable {
                 return [value: out]
             case Spec.BOOLEAN:
                 if (!(v instanceof Boolean)) {
-                    return bad(where, 'a Boolean (true or false)', v)
+                    Map r = bad(where, 'a Boolean (true or false)', v)
+                    if (v instanceof CharSequence && v.toString().toLowerCase() in ['true', 'false']) {
+                        // 'false' would be truthy in Groovy: refused, with the fix.
+                        r.error = "${r.error} (write ${key}: ${v.toString().toLowerCase()} without quotes; a job parameter: params.X.toBoolean())".toString()
+                    }
+                    return r
                 }
                 return [value: v]
             case Spec.INTEGER:

@@ -85,6 +85,29 @@ class Results implements Serializable {
         return out
     }
 
+    /** deploy/rollback's result Map: exitCode, status, release, hosts, report, message, rolledBack (exit 4). */
+    @NonCPS
+    static Map outcome(int status, Object report, String message) {
+        Map r = report instanceof Map ? (Map) report : [:]
+        return [exitCode: status, status: r.status, release: r.release, hosts: hosts(report), report: report,
+                message : message, rolledBack: status == 4]
+    }
+
+    /** One line for the build description: what ran where and how it ended. */
+    @NonCPS
+    static String describe(String step, int status, Object report) {
+        Map r = report instanceof Map ? (Map) report : [:]
+        String verb = step == 'rollbackCompose' ? 'rollback' : 'deploy'
+        String release = r.release ? " of ${r.release}" : ''
+        String where = hosts(report).keySet() ? " to ${hosts(report).keySet().join(', ')}" : ''
+        switch (status) {
+            case 0: return "${verb}${release}${where}: done".toString()
+            case 4: return "${verb}${release}${where} FAILED: rolled back, every host on its previous release (exit 4)".toString()
+            case 5: return "${verb}${release}${where} FAILED: hosts LEFT CHANGED, check them now (exit 5)".toString()
+            default: return "${verb}${release}${where} FAILED (exit ${status}: ${Spec.exitMeaning(status)})".toString()
+        }
+    }
+
     /** The pinned version file (resources/slipway/release.json), checked for the fields we use. */
     @NonCPS
     static Map pinned(String text) {

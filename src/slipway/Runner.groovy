@@ -38,10 +38,10 @@ class Runner implements Serializable {
         List bindings = bindings(values)
         int status
         if (bindings.isEmpty()) {
-            status = steps.sh(script: script, returnStatus: true)
+            status = steps.sh(label: label(), script: script, returnStatus: true)
         } else {
             steps.withCredentials(bindings) {
-                status = steps.sh(script: script, returnStatus: true)
+                status = steps.sh(label: label(), script: script, returnStatus: true)
             }
         }
         String tail = steps.fileExists("${runDir}/stderr.tail") ? steps.readFile("${runDir}/stderr.tail") : ''
@@ -49,12 +49,41 @@ class Runner implements Serializable {
         if (Spec.json(step) && steps.fileExists("${runDir}/stdout")) {
             stdout = steps.readFile("${runDir}/stdout")
         }
-        return [status: status, errorLine: Cli.lastError(tail), stdout: stdout, runDir: runDir]
+        // Raw output copies do not outlive the run (they would pile up in @tmp across builds).
+        steps.sh(label: 'slipway: clean up', script: "set +x\nrm -rf ${Shell.quote(runDir)}\n")
+        return [status: status, errorLine: Cli.lastError(tail) + Cli.advice(tail, values), stdout: stdout, runDir: runDir]
     }
 
     /** Stops the build with the binary's exit code and last error line. */
     void fail(Map result) {
         steps.error(Cli.failure(step, (int) result.status, (String) result.errorLine))
+    }
+
+    /**
+     * The end of deployCompose/rollbackCompose: the --json report archived whatever the exit
+     * code, the build description told which outcome it was (4: rolled back, safe; 5: hosts
+     * left changed), then the result Map, or the build stopped when failOnError.
+     */
+    Map outcome(Map values, Map res) {
+        int status = (int) res.status
+        Object report = Results.parseOrNull((String) res.stdout)
+        if (res.stdout) {
+            String file = "slipway-${Spec.command(step)}-report.json"
+            steps.writeFile(file: file, text: (String) res.stdout)
+            steps.archiveArtifacts(artifacts: file, allowEmptyArchive: true)
+        }
+        String message = status == 0 ? '' : Cli.failure(step, status, (String) res.errorLine)
+        String old = steps.currentBuild.description
+        String line = Results.describe(step, status, report)
+        steps.currentBuild.description = old ? "${old}\n${line}".toString() : line
+        Map out = Results.outcome(status, report, message)
+        if (status != 0) {
+            if (values.failOnError) {
+                steps.error(message)
+            }
+            steps.echo(message)
+        }
+        return out
     }
 
     /** The parsed JSON file at path (relative to the current directory), or null when absent. */
@@ -84,11 +113,12 @@ class Runner implements Serializable {
         return out
     }
 
-    /** A fresh directory per run under pwd(tmp: true), numbered within the build. */
+    /** A fresh directory per run under <workspace>@tmp: unique, so parallel branches never share one. */
     String nextRunDir() {
-        String tmp = steps.pwd(tmp: true)
-        int seq = Integer.parseInt((String) (steps.env.SLIPWAY_RUN_SEQ ?: '0')) + 1
-        steps.env.SLIPWAY_RUN_SEQ = seq.toString()
-        return "${tmp}/slipway/runs/${seq}-${Spec.command(step)}".toString()
+        return "${Binary.stateDir(steps)}/slipway/runs/${Spec.command(step)}-${Cli.unique()}".toString()
+    }
+
+    String label() {
+        return "slipway ${Spec.command(step)}".toString()
     }
 }

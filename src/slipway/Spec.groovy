@@ -161,6 +161,7 @@ class Spec implements Serializable {
                 m.preDeploy = p(LIST, '--pre-deploy')
                 m.renameProject = p(BOOLEAN, '--rename-project')
                 m.dryRun = p(BOOLEAN, '--dry-run')
+                m.failOnError = p(BOOLEAN, null)
                 m.putAll(registryCredentials())
                 m.putAll(tool())
                 break
@@ -172,6 +173,7 @@ class Spec implements Serializable {
                 m.smokeUrl = p(STRING, '--smoke-url')
                 m.lockWait = p(DURATION, '--lock-wait')
                 m.lockTtl = p(DURATION, '--lock-ttl')
+                m.failOnError = p(BOOLEAN, null)
                 m.putAll(registryCredentials())
                 m.putAll(tool())
                 break

@@ -22,26 +22,57 @@ class Harness {
     final Mode mode
     final Library library
     final String workspace
-    String node = 'built-in'
-    final Map<String, String> globalEnv = new LinkedHashMap<String, String>()
-    final List<Map<String, String>> overlays = []
-    final Deque<String> dirs = new ArrayDeque<String>()
-    final List<Call> calls = []
+    // Where a branch of the pipeline is: its node, withEnv overlays and dir() stack. Per thread,
+    // because `parallel` runs each branch on a thread of its own (copied from the parent's).
+    static class Context {
+        String node = 'built-in'
+        List<Map<String, String>> overlays = []
+        Deque<String> dirs = new ArrayDeque<String>()
+
+        Context copy() {
+            Context c = new Context()
+            c.node = node
+            c.overlays = new ArrayList<Map<String, String>>(overlays)
+            c.dirs = new ArrayDeque<String>(dirs)
+            return c
+        }
+    }
+    private final ThreadLocal<Context> context = new ThreadLocal<Context>()
+
+    Context ctx() {
+        Context c = context.get()
+        if (c == null) {
+            c = new Context()
+            context.set(c)
+        }
+        return c
+    }
+
+    String getNode() { return ctx().node }
+
+    void setNode(String n) { ctx().node = n }
+
+    List<Map<String, String>> getOverlays() { return ctx().overlays }
+
+    Deque<String> getDirs() { return ctx().dirs }
+
+    final Map<String, String> globalEnv = Collections.synchronizedMap(new LinkedHashMap<String, String>())
+    final List<Call> calls = Collections.synchronizedList(new ArrayList<Call>())
     final Build build = new Build()
     final Map params = new LinkedHashMap()
     final Map<String, Map> credentials = new LinkedHashMap<String, Map>()
     final Set<String> secrets = new LinkedHashSet<String>()
     final EnvVars envVars = new EnvVars(this)
     final List<String> libraryRefs = []
-    final StringBuilder logText = new StringBuilder()
+    final StringBuffer logText = new StringBuffer()
     PrintStream out
 
     // RECORDING mode
-    final Map<String, Map<String, String>> fs = [:]
+    final Map<String, Map<String, String>> fs = Collections.synchronizedMap([:])
     final List<Map> responders = []
     final Map<String, String> resources = [:]
     boolean unix = true
-    final Map<String, Map<String, String>> stashes = [:]
+    final Map<String, Map<String, String>> stashes = Collections.synchronizedMap([:])
 
     // EXECUTING mode
     File archiveDir
@@ -56,7 +87,7 @@ class Harness {
         this.workspace = workspace
         this.out = mode == Mode.EXECUTING ? System.out : null
         globalEnv.WORKSPACE = workspace
-        globalEnv.NODE_NAME = node
+        globalEnv.NODE_NAME = 'built-in'
         if (mode == Mode.EXECUTING) {
             scratch = Files.createTempDirectory('slipway-harness').toFile()
             archiveDir = new File(scratch, 'archive')
@@ -127,7 +158,7 @@ class Harness {
         return library.vars.containsKey(name)
     }
 
-    PipelineScript globalVar(String name) {
+    synchronized PipelineScript globalVar(String name) {
         if (!varInstances.containsKey(name)) {
             PipelineScript s = (PipelineScript) library.vars[name].newInstance()
             s.setHarness(this)
@@ -137,8 +168,14 @@ class Harness {
         return varInstances[name]
     }
 
+    /** Called with each step's name before it runs; a test may throw from it (an abort during that step). */
+    Closure beforeStep = null
+
     /** Every method a pipeline script calls that it does not define lands here. */
     Object step(String name, Object[] args) {
+        if (beforeStep != null) {
+            beforeStep.call(name)
+        }
         if (isGlobalVar(name)) {
             record(name, args)
             return globalVar(name).invokeMethod('call', args)
@@ -281,7 +318,9 @@ class Harness {
     }
 
     List<Call> calls(String name) {
-        return calls.findAll { it.name == name }
+        synchronized (calls) {
+            return calls.findAll { it.name == name }
+        }
     }
 
     /** Every script passed to sh, in order. */
@@ -307,10 +346,12 @@ class Harness {
     }
 
     Map<String, String> nodeFs() {
-        if (!fs.containsKey(node)) {
-            fs[node] = new TreeMap<String, String>()
+        synchronized (fs) {
+            if (!fs.containsKey(node)) {
+                fs[node] = Collections.synchronizedSortedMap(new TreeMap<String, String>())
+            }
+            return fs[node]
         }
-        return fs[node]
     }
 
     Harness credential(String id, Map c) {
@@ -350,7 +391,9 @@ class Harness {
         for (Map.Entry e : params.entrySet()) { // job parameters are environment variables too
             m[(String) e.key] = e.value == null ? '' : e.value.toString()
         }
-        m.putAll(globalEnv)
+        synchronized (globalEnv) {
+            m.putAll(globalEnv)
+        }
         for (Map<String, String> o : overlays) {
             m.putAll(o)
         }
@@ -394,7 +437,7 @@ class Harness {
 
     // ---------------------------------------------------------------- log
 
-    void log(String s) {
+    synchronized void log(String s) {
         String m = mask(s)
         logText.append(m).append('\n')
         if (out != null) {
@@ -527,7 +570,8 @@ class Harness {
         return a.returnStdout ? r.stdout : null
     }
 
-    private Map respond(Call c) {
+    // Responders are the tests' single-threaded fakes: one at a time, even from parallel branches.
+    private synchronized Map respond(Call c) {
         String script = (String) c.arg('script')
         for (Map r : responders) {
             Object m = r.match
@@ -756,21 +800,44 @@ class Harness {
         }
     }
 
+    /**
+     * Each branch on a thread of its own, started together, as Jenkins runs them concurrently:
+     * races between branches (shared files, env writes) can show. Every branch runs to its end
+     * (failFast is not modelled); the first failure, in branch order, is rethrown.
+     */
     private Object parallel(Map branches) {
-        Throwable first = null
-        Map results = [:]
+        Context parent = ctx()
+        Map<String, Object> results = Collections.synchronizedMap(new LinkedHashMap<String, Object>())
+        Map<String, Throwable> failures = Collections.synchronizedMap(new LinkedHashMap<String, Throwable>())
+        List<Thread> threads = []
+        java.util.concurrent.CountDownLatch start = new java.util.concurrent.CountDownLatch(1)
         for (Map.Entry e : branches.entrySet()) {
             if (e.key == 'failFast') {
                 continue
             }
-            try {
-                results[e.key] = ((Closure) e.value).call()
-            } catch (Throwable t) {
-                first = first ?: t
-            }
+            String name = String.valueOf(e.key)
+            Closure body = (Closure) e.value
+            Context mine = parent.copy()
+            Thread t = new Thread({
+                context.set(mine)
+                try {
+                    start.await()
+                    results[name] = body.call()
+                } catch (Throwable x) {
+                    failures[name] = x
+                }
+            } as Runnable, "parallel-${name}")
+            threads.add(t)
+            t.start()
         }
-        if (first != null) {
-            throw first
+        start.countDown()
+        for (Thread t : threads) {
+            t.join()
+        }
+        for (Object name : branches.keySet()) {
+            if (failures.containsKey(name)) {
+                throw failures[name]
+            }
         }
         return results
     }

@@ -31,11 +31,16 @@ class BinaryTest {
         assert s.h.nodeFs()[BIN] == 'BINARY'
         // The download: pinned URL, into pwd(tmp: true), checked, then stashed for other nodes.
         String curl = s.h.scripts().find { it.contains('curl') }
-        assert curl.contains("curl -fsSL --connect-timeout 30 --max-time 600 -o ${DIR}/slipway_9.9.9_linux_amd64.tar.gz.part " +
+        assert curl.contains("curl -fsSL --connect-timeout 30 --max-time 600 -o ${DIR}/.stage.000001/slipway_9.9.9_linux_amd64.tar.gz " +
                 'https://downloads.example/slipway/v9.9.9/slipway_9.9.9_linux_amd64.tar.gz')
+        // Assembled in a staging dir and moved into place with one rename; nothing else is left.
+        assert s.agent.stages == 1 && s.agent.installs == 1
+        assert !s.h.nodeFs().keySet().any { it.contains('/.stage.') }
         assert s.h.calls('stash').size() == 1
-        assert s.h.calls('stash')[0].args == [name: 'slipway-binary-linux-amd64', includes: 'slipway']
-        assert s.h.env().SLIPWAY_STASHED_LINUX_AMD64 == '9.9.9'
+        String name = s.h.calls('stash')[0].args.name
+        assert name ==~ /slipway-binary-linux-amd64-[0-9a-f]{8}/
+        assert s.h.calls('stash')[0].args == [name: name, includes: 'slipway']
+        assert s.h.env().SLIPWAY_STASHED_LINUX_AMD64 == '9.9.9 ' + name
         assert s.h.calls('echo').any { it.arg('value') == "buildImages: slipway 9.9.9 1a2b3c4 linux/amd64 (${BIN}, from the download)" }
     }
 
@@ -136,7 +141,7 @@ class BinaryTest {
         assert s.agent.curlCalls == 1
         assert s.h.calls('unstash').size() == 1
         Call un = s.h.calls('unstash')[0]
-        assert un.node == 'linux-b' && un.args == ['slipway-binary-linux-amd64'] && un.cwd == DIR
+        assert un.node == 'linux-b' && un.args == [s.h.calls('stash')[0].args.name] && un.cwd == DIR + '/.stage.000002'
         assert s.h.fs['linux-b'][BIN] == 'BINARY'
         assert s.agent.versionCalls == 2 // once per node
         assert s.h.calls('sh').findAll { it.arg('script').contains('uname') }*.node == ['linux-a', 'linux-b']

@@ -26,7 +26,7 @@ class ExampleTest {
         assert s.h.build.result == 'SUCCESS': s.h.logText
         assert s.h.libraryRefs == ['slipway@v0.1.0']
         assert libraryCalls(s.h) == ['buildImages', 'runTests', 'junit', 'archiveArtifacts', 'pushImages', 'archiveArtifacts',
-                                     'lock', 'deployCompose', 'archiveArtifacts']
+                                     'lock', 'deployCompose', 'archiveArtifacts', 'archiveArtifacts']
         assert s.h.build.stages*.status == ['SUCCESS', 'SUCCESS', 'SUCCESS', 'SUCCESS']
         Map pipeline = (Map) s.h.calls('pipeline')[0].args
         assert pipeline.options*.name == ['disableConcurrentBuilds', 'timeout', 'buildDiscarder']
@@ -60,7 +60,8 @@ class ExampleTest {
         assert s.h.calls('junit')[0]?.extra?.summary?.failCount == 1: s.h.logText
         assert s.h.calls('pushImages').isEmpty()
         assert s.h.calls('deployCompose').isEmpty()
-        assert s.h.logText.contains('If a deploy went wrong')
+        // Nothing was deployed: the post section claims nothing about the servers.
+        assert !s.h.logText.contains('back on its previous release') && !s.h.logText.contains('LEFT CHANGED')
         // post { always } ran
         assert s.h.calls('archiveArtifacts')[-1].args.artifacts == 'slipway-release.json'
     }
@@ -77,5 +78,40 @@ class ExampleTest {
         assert argv[argv.indexOf('--strategy') + 1] == 'rolling'
         // hosts without user@ take the deploy credential's username
         assert s.agent.runs[-1].arg('script').contains('--host "${SLIPWAY_SSH_USER:+$SLIPWAY_SSH_USER@}"web1')
+    }
+
+    @Test
+    void aRolledBackDeploySaysTheServersAreBackAndALeftChangedOneSaysCheckThem() {
+        Map<Integer, String> said = [4: 'every server is back on its previous release', 5: 'servers are LEFT CHANGED']
+        said.each { int code, String text ->
+            Steps s = run('main') { Steps st ->
+                Closure write = st.agent.onRun
+                st.agent.onRun = { Call c ->
+                    write(c)
+                    if (c.arg('label') == 'slipway deploy') {
+                        st.agent.runStatus = code
+                        st.agent.runStderr = 'slipway: error: app1: unhealthy\n'
+                    }
+                }
+            }
+            assert s.h.build.result == 'FAILURE'
+            assert s.h.build.stages*.status == ['SUCCESS', 'SUCCESS', 'SUCCESS', 'FAILURE']
+            assert s.h.logText.contains(text): s.h.logText
+            assert !s.h.logText.contains(said[9 - code])
+            assert s.h.build.description.contains("(exit ${code})")
+            assert s.h.logText.contains("deployCompose: slipway deploy failed (exit ${code}: ")
+        }
+    }
+
+    @Test
+    void theReadmeQuickstartUsesTheCredentialIdsOfTheExampleAndTheTable() {
+        String readme = new File(Fixture.REPO, 'README.md').text
+        Set<String> ids = [] as Set
+        (readme =~ /(?:\w+CredentialsId): '([^']+)'/).each { m -> ids.add(m[1]) }
+        Set<String> known = [] as Set
+        (EXAMPLE =~ /(?:\w+CredentialsId): '([^']+)'/).each { m -> known.add(m[1]) }
+        (readme =~ /(?m)^\| `([a-z-]+)`(?: \(alternative\))? \|/).each { m -> known.add(m[1]) }
+        assert known.containsAll(['registry', 'deploy-ssh', 'deploy-known-hosts', 'shop-env'])
+        assert ids && known.containsAll(ids): "README names credential ids ${ids - known} that neither the example nor the table has"
     }
 }

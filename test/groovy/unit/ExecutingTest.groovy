@@ -84,7 +84,7 @@ class ExecutingTest {
     void dockerConfigCredentialBecomesDockerConfigForTheRunOnly() {
         h.callStep('pushImages', [tool: fake.bin.path, dockerConfigCredentialsId: 'docker-config'])
         String dockerConfig = fake.env('push').DOCKER_CONFIG
-        assert dockerConfig.endsWith('/slipway/runs/1-push/docker-config')
+        assert dockerConfig ==~ /.*@tmp\/slipway\/runs\/push-[0-9a-f]{8}\/docker-config/
         assert fake.seen('docker-config') == '{"auths":{}}'
         assert !new File(dockerConfig).exists()
         // pushImages archived manifest and pinned compose file
@@ -160,6 +160,133 @@ class ExecutingTest {
         assert fake.argv('push') != null
         assert h.scripts().count { it.contains('curl') } == 1
         assert h.scripts().count { it.contains(' version 2>&1') } == 1
+    }
+
+    @Test
+    void concurrentFirstUsesInParallelBranchesAllSucceed() {
+        h.resources['slipway/release.json'] = release(fake, new File(fake.dir, 'releases'))
+        // Branches on real threads in one workspace: every one finds no binary yet and
+        // provisions it into the same <workspace>@tmp at the same time.
+        String result = h.run('''
+            parallel(
+                a: { buildImages(manifest: 'a.json') },
+                b: { buildImages(manifest: 'b.json') },
+                c: { buildImages(manifest: 'c.json') },
+                d: { buildImages(manifest: 'd.json') })
+        ''')
+        assert result == 'SUCCESS': h.logText
+        assert ['a', 'b', 'c', 'd'].every { new File(ws, "${it}.json").isFile() }
+        File dir = new File(ws.path + '@tmp/slipway/9.9.9/linux-amd64')
+        assert dir.list().toList() == ['slipway']: 'no staging dir or partial file is left'
+        assert new File(dir, 'slipway').canExecute()
+        File runs = new File(ws.path + '@tmp/slipway/runs')
+        assert !runs.exists() || runs.list().length == 0: 'raw run output is deleted'
+        // Each branch either downloaded or found the finished copy; how many raced is up to the scheduler.
+        int downloads = h.scripts().count { it.contains('curl') }
+        assert downloads >= 1 && downloads <= 4
+    }
+
+    @Test
+    void theAgentCacheIsKeyedBySha256AndSharedAcrossWorkspaces() {
+        File cache = Files.createTempDirectory('slipway-cache').toFile()
+        try {
+            String pinned = release(fake, new File(fake.dir, 'releases'))
+            String sha = ((Map) new groovy.json.JsonSlurper().parseText(pinned)).platforms['linux-amd64'].binarySha256
+            h.resources['slipway/release.json'] = pinned
+            h.setGlobalEnv('SLIPWAY_CACHE_DIR', cache.path)
+            h.callStep('buildImages', [:])
+            assert new File(cache, "${sha}/slipway").canExecute()
+            assert cache.list().toList() == [sha]
+            assert new File(cache, sha).list().toList() == ['slipway']
+            assert !new File(ws.path + '@tmp/slipway/9.9.9').exists(): 'the workspace holds no copy of its own'
+            // Another job's workspace on the same agent: no download.
+            File ws2 = Files.createTempDirectory('slipway-exec-ws2').toFile()
+            try {
+                Harness h2 = Harness.executing(Fixture.REPO, ws2.path)
+                h2.out = null
+                h2.setGlobalEnv('FAKE_SLIPWAY_OUT', fake.out.path)
+                h2.setGlobalEnv('SLIPWAY_CACHE_DIR', cache.path)
+                h2.resources['slipway/release.json'] = pinned
+                h2.callStep('buildImages', [:])
+                assert !h2.scripts().any { it.contains('curl') }
+                assert h2.calls('echo').any { it.arg('value').toString().endsWith('from the agent cache)') }
+            } finally {
+                ws2.deleteDir()
+                new File(ws2.path + '@tmp').deleteDir()
+            }
+        } finally {
+            cache.deleteDir()
+        }
+    }
+
+    @Test
+    void stateStaysInTheWorkspacesOwnTmpInsideDir() {
+        h.resources['slipway/release.json'] = release(fake, new File(fake.dir, 'releases'))
+        assert h.run("dir('sub') { buildImages() }") == 'SUCCESS': h.logText
+        assert new File(ws.path + '@tmp/slipway/9.9.9/linux-amd64/slipway').canExecute()
+        assert !new File(ws, 'sub@tmp').exists(): 'nothing of the library inside the workspace'
+    }
+
+    @Test
+    void aMirrorLoginComesFromTheCredentialThroughANetrcFileNeverArgv() {
+        String password = 'mirror-pw-$(id)-`x`-\'q\'-Z9'
+        File releases = new File(fake.dir, 'releases')
+        String pinned = release(fake, releases)
+        List<String> seenAuth = Collections.synchronizedList([])
+        com.sun.net.httpserver.HttpServer server = com.sun.net.httpserver.HttpServer.create(new InetSocketAddress('127.0.0.1', 0), 0)
+        server.createContext('/mirror/') { ex ->
+            String auth = ex.requestHeaders.getFirst('Authorization')
+            seenAuth.add(String.valueOf(auth))
+            File f = new File(releases, ex.requestURI.path.substring('/mirror/'.length()))
+            if (auth != 'Basic ' + "mirror-user:${password}".bytes.encodeBase64().toString() || !f.isFile()) {
+                ex.sendResponseHeaders(401, -1)
+            } else {
+                ex.sendResponseHeaders(200, f.length())
+                ex.responseBody.withStream { it << f.bytes }
+            }
+            ex.close()
+        }
+        server.start()
+        try {
+            h.resources['slipway/release.json'] = pinned
+            h.credential('mirror', [type: 'usernamePassword', username: 'mirror-user', password: password])
+            h.setGlobalEnv('SLIPWAY_DOWNLOAD_URL', "http://127.0.0.1:${server.address.port}/mirror/{archive}".toString())
+            h.setGlobalEnv('SLIPWAY_DOWNLOAD_CREDENTIALS_ID', 'mirror')
+            h.callStep('buildImages', [:])
+            assert new File(ws.path + '@tmp/slipway/9.9.9/linux-amd64/slipway').canExecute()
+            assert seenAuth.size() == 1 && seenAuth[0].startsWith('Basic ')
+            assert !h.scripts().any { it.contains(password) || it.contains('mirror-user') }
+            assert !h.logText.contains(password)
+            assert new File(ws.path + '@tmp/slipway/9.9.9/linux-amd64').list().toList() == ['slipway']: 'the netrc file is gone'
+            // A wrong password: the 401 is reported, without any login in the message.
+            h2Fails(server.address.port, password)
+        } finally {
+            server.stop(0)
+        }
+    }
+
+    private void h2Fails(int port, String password) {
+        File ws2 = Files.createTempDirectory('slipway-exec-ws3').toFile()
+        try {
+            Harness h2 = Harness.executing(Fixture.REPO, ws2.path)
+            h2.out = null
+            h2.sleepScale = 0
+            h2.resources['slipway/release.json'] = h.resources['slipway/release.json']
+            h2.credential('mirror', [type: 'usernamePassword', username: 'mirror-user', password: 'wrong-pw'])
+            h2.setGlobalEnv('SLIPWAY_DOWNLOAD_URL', "http://someone:token-in-url@127.0.0.1:${port}/mirror/{archive}".toString())
+            h2.setGlobalEnv('SLIPWAY_DOWNLOAD_CREDENTIALS_ID', 'mirror')
+            try {
+                h2.callStep('buildImages', [:])
+                assert false
+            } catch (PipelineError e) {
+                assert e.message.contains("from http://127.0.0.1:${port}/mirror/slipway_9.9.9_linux_amd64.tar.gz after 3 attempts")
+            }
+            assert !h2.logText.contains('token-in-url') && !h2.logText.contains('wrong-pw')
+            assert h2.logText.contains('(curl exit 22, attempt 1 of 3)')
+        } finally {
+            ws2.deleteDir()
+            new File(ws2.path + '@tmp').deleteDir()
+        }
     }
 
     @Test

@@ -86,6 +86,8 @@ class FakeAgent {
     String runStdout = ''
     Closure onRun = null                // (Call) -> side effects of a run, e.g. writing the manifest
     int curlCalls = 0
+    int stages = 0                      // staging dirs made (mktemp -d)
+    int installs = 0                    // binaries moved into place
     int versionCalls = 0
     List<Call> runs = []
 
@@ -106,18 +108,28 @@ class FakeAgent {
             return content == 'ARCHIVE' ? Fixture.ARCHIVE_SHA + '\n' : content == 'BINARY' ? Fixture.BINARY_SHA + '\n' : 'f' * 64 + '\n'
         }
         h.onSh('tar -xzf') { Call c ->
-            List<String> mv = ShellWords.split(((String) c.arg('script')).readLines().find { it.startsWith('mv -f') })
-            h.seed(mv[3], binary)
+            List<String> w = ShellWords.split(((String) c.arg('script')).readLines().find { it.startsWith('tar -xzf') })
+            h.seed(w[w.indexOf('-C') + 1] + '/slipway', binary)
             return 0
         }
-        h.onSh(~/(?m)^chmod 755 .* && mv -f /) { Call c ->
-            List<String> w = ShellWords.split(((String) c.arg('script')).readLines()[1])
-            h.nodeFs()[w[7]] = h.nodeFs().remove(w[6])
-            h.nodeFs().remove(w[11])
+        h.onSh(~/(?m)^rm -rf /) { Call c ->
+            ShellWords.split(((String) c.arg('script')).readLines().find { it.startsWith('rm -rf ') }).drop(2).each { String d ->
+                h.nodeFs().keySet().removeAll(h.nodeFs().keySet().findAll { it == d || it.startsWith(d + '/') })
+            }
             return 0
         }
-        h.onSh(~/(?m)^rm -f /) { Call c ->
-            ShellWords.split(((String) c.arg('script')).readLines()[1]).drop(2).each { h.nodeFs().remove(it) }
+        h.onSh('mktemp -d ') { Call c ->
+            List<String> w = ShellWords.split(((String) c.arg('script')).readLines().find { it.startsWith('mktemp -d ') })
+            stages++
+            return w[2].replace('XXXXXX', String.format('%06d', stages)) + '\n'
+        }
+        h.onSh(~/(?m)^chmod 755 /) { Call c ->
+            List<String> lines = ((String) c.arg('script')).readLines()
+            List<String> mv = ShellWords.split(lines.find { it.startsWith('mv -f ') })
+            h.nodeFs()[mv[3]] = h.nodeFs().remove(mv[2])
+            String stage = ShellWords.split(lines.find { it.startsWith('rm -rf ') })[2]
+            h.nodeFs().keySet().removeAll(h.nodeFs().keySet().findAll { it.startsWith(stage + '/') })
+            installs++
             return 0
         }
         h.onSh(' version 2>&1') { Call c ->

@@ -78,6 +78,7 @@ class FlagsTest {
                     ['preDeploy', ['db: true', 'web: migrate'], ['--pre-deploy', 'db: true', '--pre-deploy', 'web: migrate']],
                     ['renameProject', true, ['--rename-project']],
                     ['dryRun', true, ['--dry-run']],
+                    ['failOnError', true, []],
                     ['registryCredentialsId', 'registry', []],
                     ['dockerConfigCredentialsId', 'docker-config', []],
                     ['tool', '/opt/slipway/bin/slipway', []],
@@ -99,6 +100,7 @@ class FlagsTest {
                     ['smokeUrl', 'http://127.0.0.1:8080/healthz', ['--smoke-url', 'http://127.0.0.1:8080/healthz']],
                     ['lockWait', 60, ['--lock-wait', '60s']],
                     ['lockTtl', '2h', ['--lock-ttl', '2h']],
+                    ['failOnError', true, []],
                     ['registryCredentialsId', 'registry', []],
                     ['dockerConfigCredentialsId', 'docker-config', []],
                     ['tool', '/opt/slipway/bin/slipway', []],
@@ -212,9 +214,11 @@ class FlagsTest {
     void theWholeScriptAroundTheBinary() {
         Steps s = new Steps()
         s.run('pushImages', [dockerConfigCredentialsId: 'docker-config', parallel: 2])
+        String run = Fixture.field((String) s.agent.runs[-1].arg('script'), 'run')
+        assert run ==~ /\/ws\/app@tmp\/slipway\/runs\/push-[0-9a-f]{8}/
         assert s.agent.runs[-1].arg('script') == '''\
 set +x +e
-run=/ws/app@tmp/slipway/runs/1-push
+run=''' + run + '''
 rm -rf "$run" && mkdir -p "$run" || exit 1
 DOCKER_CONFIG="$run/docker-config"; export DOCKER_CONFIG
 mkdir -m 700 "$DOCKER_CONFIG" && ln -s "$SLIPWAY_DOCKER_CONFIG_FILE" "$DOCKER_CONFIG/config.json" || exit 1
@@ -222,20 +226,35 @@ printf '%s\\n' '+ /ws/app@tmp/slipway/9.9.9/linux-amd64/slipway push --manifest 
 { /ws/app@tmp/slipway/9.9.9/linux-amd64/slipway push --manifest slipway-release.json --parallel 2 --pinned slipway-compose.pinned.yml >"$run/stdout"; echo "$?" >"$run/rc"; } 2>&1 | tee "$run/stderr"
 rc=$(cat "$run/rc" 2>/dev/null); [ -n "$rc" ] || rc=1
 cat "$run/stdout"
-tail -n 40 "$run/stderr" >"$run/stderr.tail" 2>/dev/null
+tail -n 40 "$run/stderr" >"$run/stderr.tail" 2>/dev/null; rm -f "$run/stderr" "$run/rc"
 rm -rf "$run/docker-config"
 exit "$rc"
 '''
         assert s.agent.runs[-1].arg('returnStatus') == true
+        assert s.agent.runs[-1].arg('label') == 'slipway push'
     }
 
     @Test
-    void eachRunGetsItsOwnDirectory() {
+    void eachRunGetsItsOwnDirectoryRemovedAfterUse() {
         Steps s = new Steps()
         s.run('buildImages', [:])
         s.run('runTests', [:])
         s.run('pushImages', [:])
-        assert s.agent.runs.collect { Fixture.field((String) it.arg('script'), 'run') } ==
-                ['/ws/app@tmp/slipway/runs/1-build', '/ws/app@tmp/slipway/runs/2-test', '/ws/app@tmp/slipway/runs/3-push']
+        List<String> dirs = s.agent.runs.collect { Fixture.field((String) it.arg('script'), 'run') }
+        assert dirs.size() == 3 && dirs.toSet().size() == 3
+        ['build', 'test', 'push'].eachWithIndex { String cmd, int i -> assert dirs[i] ==~ "/ws/app@tmp/slipway/runs/${cmd}-[0-9a-f]{8}" }
+        // The raw stdout/stderr copies are gone once each step has read them.
+        assert !s.h.nodeFs().keySet().any { it.contains('/slipway/runs/') }
+        assert dirs.every { d -> s.h.calls('sh').any { it.arg('label') == 'slipway: clean up' && it.arg('script').contains("rm -rf ${d}") } }
+    }
+
+    @Test
+    void everyShellStepHasALabel() {
+        Steps s = new Steps()
+        s.run('buildImages', [:])
+        s.run('pushImages', [:])
+        s.run('deployCompose', [hosts: 'app1', dir: '/srv/app'])
+        assert s.h.calls('sh').size() >= 8
+        assert s.h.calls('sh').every { it.arg('label') ==~ /slipway.+/ }: s.h.calls('sh').findAll { !it.arg('label') }
     }
 }

@@ -118,6 +118,41 @@ class StepsTest {
     }
 
     @Test
+    void aTimedOutStackStaysFailureEvenWithUnstableOnFailure() {
+        Steps s = failingTests(new Steps())
+        Closure write = s.agent.onRun
+        s.agent.onRun = { Call c ->
+            write(c)
+            s.h.seed('test-results/summary.json', '{"result":"timeout","exitCode":3,"message":"timed out after 20m"}')
+        }
+        assert failure { s.run('runTests', [unstableOnFailure: true]) }.startsWith('runTests: slipway test failed (exit 3: ')
+        assert s.h.calls('unstable').isEmpty()
+        // The same run with a plain red test is UNSTABLE: the summary's result decides.
+        s = failingTests(new Steps())
+        write = s.agent.onRun
+        s.agent.onRun = { Call c ->
+            write(c)
+            s.h.seed('test-results/summary.json', '{"result":"failed","exitCode":3}')
+        }
+        s.run('runTests', [unstableOnFailure: true])
+        assert s.h.build.result == 'UNSTABLE'
+    }
+
+    @Test
+    void anAbortDuringJunitStaysAnAbort() {
+        Steps s = new Steps()
+        InterruptedException abort = new InterruptedException('aborted by user') // FlowInterruptedException's base class
+        s.h.beforeStep = { String name -> if (name == 'junit') { throw abort } }
+        try {
+            s.run('runTests', [:])
+            assert false
+        } catch (InterruptedException e) {
+            assert e.is(abort) // not turned into "no JUnit XML was found"
+        }
+        assert s.h.calls('archiveArtifacts').size() == 1 // the logs are still archived
+    }
+
+    @Test
     void aBrokenTestRunIsAnErrorEvenWithUnstableOnFailure() {
         Steps s = new Steps()
         s.agent.onRun = null
@@ -223,8 +258,64 @@ class StepsTest {
         ''')
         assert s.h.build.result == 'SUCCESS': s.h.logText
         assert s.agent.runs*.cwd == ['/ws/app/services/shop', '/ws/app/services/shop']
-        // pwd(tmp: true) inside dir() is another directory: the binary comes from the stash, not a second download
+        // The library's state is in <workspace>@tmp, not services/shop@tmp inside the workspace.
         assert s.agent.curlCalls == 1
+        assert s.h.calls('unstash').isEmpty()
+        assert s.agent.runs.every { Fixture.argv((String) it.arg('script'))[0] == BinaryTest.BIN }
+        assert !s.h.nodeFs().keySet().any { it.startsWith('/ws/app/services/shop@tmp') }
         assert s.h.calls('archiveArtifacts')[0].cwd == '/ws/app/services/shop'
+    }
+
+    @Test
+    void failOnErrorFalseReturnsTheRealResultAndTheReportIsArchivedAlways() {
+        Steps s = new Steps()
+        s.agent.runStatus = 5
+        s.agent.runStdout = '{"status":"failed","release":"abc","hosts":[{"host":"app1","status":"left-changed"}]}'
+        s.agent.runStderr = 'slipway: error: app1: rollback failed\n'
+        Map r = (Map) s.run('rollbackCompose', [hosts: 'app1', dir: '/srv/app', failOnError: false])
+        assert r.exitCode == 5 && !r.rolledBack
+        assert r.hosts.app1.status == 'left-changed'
+        assert r.message == 'rollbackCompose: slipway rollback failed (exit 5: deploy failed and hosts are left changed): app1: rollback failed'
+        assert s.h.build.result == null // the caller decides
+        assert s.h.calls('archiveArtifacts')*.args.artifacts == ['slipway-rollback-report.json']
+        assert s.h.build.description == 'rollback of abc to app1 FAILED: hosts LEFT CHANGED, check them now (exit 5)'
+        // The default stops the build, and still archives the report first.
+        s = new Steps()
+        s.agent.runStatus = 4
+        s.agent.runStdout = '{"status":"rolled-back","release":"abc","hosts":[{"host":"app1"}]}'
+        assert BinaryTest.failure { s.run('deployCompose', [hosts: 'app1', dir: '/srv/app']) }.startsWith('deployCompose: slipway deploy failed (exit 4: ')
+        assert s.h.calls('archiveArtifacts')*.args.artifacts == ['slipway-deploy-report.json']
+        assert s.h.build.description.contains('rolled back, every host on its previous release (exit 4)')
+        // Success is described too.
+        s = new Steps()
+        s.agent.runStdout = '{"status":"ok","release":"abc","hosts":[{"host":"app1"}]}'
+        assert ((Map) s.run('deployCompose', [hosts: 'app1', dir: '/srv/app'])).exitCode == 0
+        assert s.h.build.description == 'deploy of abc to app1: done'
+    }
+
+    @Test
+    void positionalArgumentsAndStringBooleansGetFriendlyErrors() {
+        Steps s = new Steps()
+        assert BinaryTest.failure { s.h.step('pushImages', ['x'] as Object[]) } ==
+                "pushImages: parameters are named, like pushImages(manifest: 'slipway-release.json'); got String 'x'"
+        assert BinaryTest.failure { s.run('buildImages', [pull: 'false']) } ==
+                "buildImages: parameter 'pull' must be a Boolean (true or false); got String 'false' (write pull: false without quotes; a job parameter: params.X.toBoolean())"
+        assert BinaryTest.failure { s.run('buildImages', [pull: 1]) }.startsWith("buildImages: parameter 'pull' must be a Boolean (true or false); got Integer 1")
+    }
+
+    @Test
+    void aChangedHostKeyNamesTheKnownHostsCredentialToUpdate() {
+        Steps s = new Steps()
+        s.agent.runStatus = 1
+        s.agent.runStderr = 'slipway: error: app1: @@@ HOST KEY CHANGED for app1 @@@\nIf the change is expected, remove the old entry with\n' +
+                '  ssh-keygen -R app1 -f /ws/app@tmp/secretFiles/x/known_hosts\n'
+        String m = BinaryTest.failure { s.run('deployCompose', [hosts: 'app1', dir: '/srv/app', knownHostsCredentialsId: 'deploy-known-hosts']) }
+        assert m.contains("update the known_hosts Secret file credential 'deploy-known-hosts'")
+        assert m.count('deploy-known-hosts') == 1
+        // Without the credential (the agent's own known_hosts) the binary's advice stands alone.
+        s = new Steps()
+        s.agent.runStatus = 1
+        s.agent.runStderr = 'slipway: error: app1: @@@ HOST KEY CHANGED for app1 @@@\n'
+        assert !BinaryTest.failure { s.run('deployCompose', [hosts: 'app1', dir: '/srv/app']) }.contains('Secret file credential')
     }
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/slipway-dev/slipway/tools/internal/owner"
 	"os"
 	"time"
 
@@ -40,7 +41,7 @@ func (r *hostRun) checkInterrupted(ctx context.Context, cmd, release string) err
 // marker is the .slipway/deploying content for this run.
 func (r *hostRun) marker(cmd, release, previous, build string) remote.Deploying {
 	m := remote.Deploying{Command: cmd, Release: release, Previous: previous, Owner: whoami(), PID: os.Getpid(), BuildURL: build,
-		Time: time.Now().UTC().Format(time.RFC3339)}
+		Time: time.Now().UTC().Format(time.RFC3339), Origin: owner.Self()}
 	if r.lock != nil {
 		m.Token = r.lock.Token()
 	}

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/slipway-dev/slipway/tools/internal/owner"
 	"io"
 	"os"
 	"os/user"
@@ -638,7 +639,7 @@ func buildURL(fromManifest string, getenv func(string) string) string {
 func lockInfo(o *Options, b *bundle) remote.LockInfo {
 	return remote.LockInfo{
 		Owner: whoami(), PID: os.Getpid(), BuildURL: buildURL(b.m.BuildURL, o.Getenv),
-		Command: "deploy " + short(b.m.Commit), Time: time.Now().UTC().Format(time.RFC3339),
+		Command: "deploy " + short(b.m.Commit), Time: time.Now().UTC().Format(time.RFC3339), Origin: owner.Self(),
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/slipway-dev/slipway/tools/internal/owner"
 	"io"
 	"os"
 	"sort"
@@ -126,7 +127,7 @@ func rollbackHost(ctx context.Context, o *Options, to string, r *hostRun) {
 	}
 	r.res.Dir, r.res.Compose = facts.Dir, string(facts.Compose)
 	lock, err := h.AcquireLock(ctx, remote.LockInfo{Owner: whoami(), PID: os.Getpid(), BuildURL: o.Getenv("BUILD_URL"),
-		Command: "rollback", Time: time.Now().UTC().Format(time.RFC3339)}, o.LockWait, o.LockTTL)
+		Command: "rollback", Time: time.Now().UTC().Format(time.RFC3339), Origin: owner.Self()}, o.LockWait, o.LockTTL)
 	if err != nil {
 		r.failUnchanged(log, err)
 		return

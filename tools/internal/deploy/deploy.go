@@ -384,7 +384,7 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 	if err := strategy.Apply(ctx, d); err != nil {
 		if !d.Changed() {
 			removeFresh()
-			r.endConverge(ctx)
+			r.endConverge(ctx, d.Previous)
 			r.failUnchanged(log, err)
 			return
 		}
@@ -405,7 +405,7 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 		return
 	}
 	r.switched = true
-	r.endConverge(ctx)
+	r.endConverge(ctx, commit)
 	if o.DryRun {
 		r.res.Status = StatusPlanned
 		return
@@ -457,7 +457,7 @@ func revertHost(ctx context.Context, strategy Strategy, r *hostRun, why string) 
 		log.Printf("ROLLBACK FAILED, the host is left changed: %v", err)
 		return
 	}
-	r.endConverge(rctx)
+	r.endConverge(rctx, d.Previous)
 	if r.switched && d.Previous == "" {
 		// A first release that was switched and then taken down: no current.
 		if err := d.Host.RemoveCurrent(rctx); err != nil {

@@ -32,6 +32,10 @@ func Self() Origin {
 	return of(procRoot, os.Getpid())
 }
 
+// Of is the origin of another process of this machine (for tests and
+// messages); fields that cannot be read stay empty.
+func Of(pid int) Origin { return of(procRoot, pid) }
+
 func of(proc string, pid int) Origin {
 	o := Origin{PID: pid}
 	if b, err := os.ReadFile(proc + "/sys/kernel/random/boot_id"); err == nil {

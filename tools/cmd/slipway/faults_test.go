@@ -328,7 +328,10 @@ func TestSIGTERMDuringDeploy(t *testing.T) {
 		t.Fatalf("after deploying v1: serving %q", got)
 	}
 
-	p := start(t, "", baseEnv(env), s.deployArgs(v2, "--health-timeout", "5m")...)
+	// A grace long enough for the whole rollback under any load: this test
+	// asserts the rolled-back outcome (abort_test.go accepts every outcome
+	// of the short grace the Jenkins steps set).
+	p := start(t, "", baseEnv(env, "SLIPWAY_CANCEL_GRACE=10m"), s.deployArgs(v2, "--health-timeout", "5m")...)
 	if !p.waitStderr("waiting for "+s.project, 2*time.Minute) {
 		t.Fatalf("the v2 deploy never reached its health gate:\n%s", p.errText())
 	}

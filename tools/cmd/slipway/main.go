@@ -55,22 +55,21 @@ func finish(out *grace.Output, code int) {
 	select {} // the other caller is exiting
 }
 
-// watchdog ends a cancelled run that overruns its grace (plus a moment for
-// the last messages): cleanup calls are bounded by the grace, so this only
-// catches a call that is not. A deploy or rollback may then have left
-// hosts changed (exit 5: `slipway rollback --repair` restores them).
+// watchdog ends a cancelled deploy or rollback that overruns its grace
+// (plus a moment for the last messages): its cleanup calls are bounded by
+// the grace, so this only catches a call that is not. Hosts may then be
+// left changed (exit 5: `slipway rollback --repair` restores them). Other
+// commands keep their own cleanup bounds (a test run's teardown must not
+// be cut short: it would leave containers behind).
 func watchdog(ctx context.Context, out *grace.Output, g time.Duration) {
+	if len(os.Args) < 2 || (os.Args[1] != "deploy" && os.Args[1] != "rollback") {
+		return
+	}
 	<-ctx.Done()
 	if grace.Cause(ctx) == nil {
 		return
 	}
 	time.Sleep(g + 3*time.Second)
-	code := exit.Cancelled
-	if len(os.Args) > 1 && (os.Args[1] == "deploy" || os.Args[1] == "rollback") {
-		code = exit.LeftChanged
-		fmt.Fprintf(os.Stderr, "slipway: error: the cleanup after the interruption did not finish within %s (%s): hosts may be left changed; run slipway rollback --repair\n", g, grace.EnvGrace)
-	} else {
-		fmt.Fprintf(os.Stderr, "slipway: error: the cleanup after the interruption did not finish within %s (%s)\n", g, grace.EnvGrace)
-	}
-	finish(out, code)
+	fmt.Fprintf(os.Stderr, "slipway: error: the cleanup after the interruption did not finish within %s (%s): hosts may be left changed; run slipway rollback --repair\n", g, grace.EnvGrace)
+	finish(out, exit.LeftChanged)
 }

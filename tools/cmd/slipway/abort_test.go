@@ -257,3 +257,44 @@ func shCommand(script string, env []string) *exec.Cmd {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	return cmd
 }
+
+// TestDeadPipeNeitherKillsNorLosesTheLog runs slipway with stdout and
+// stderr on a pipe whose reader is gone (a tee Jenkins terminated): it must
+// not die of SIGPIPE, its log must be whole in SLIPWAY_LOG_FILE and its exit
+// code in SLIPWAY_EXIT_FILE.
+func TestDeadPipeNeitherKillsNorLosesTheLog(t *testing.T) {
+	if binBuildFail != "" {
+		t.Fatal(binBuildFail)
+	}
+	for _, withLog := range []bool{false, true} {
+		t.Run(fmt.Sprintf("log_file=%v", withLog), func(t *testing.T) {
+			dir := t.TempDir()
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Close() // the reader is gone before the first line
+			env := append(os.Environ(), "HOME="+dir, "SLIPWAY_EXIT_FILE="+filepath.Join(dir, "exit"))
+			if withLog {
+				env = append(env, "SLIPWAY_LOG_FILE="+filepath.Join(dir, "log"))
+			}
+			// A usage error: written to stderr (the dead pipe) at the end.
+			cmd := exec.Command(slipway, "deploy", "--host", "app1")
+			cmd.Env, cmd.Stdout, cmd.Stderr = env, w, w
+			err = cmd.Run()
+			w.Close()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+				t.Fatalf("slipway with a dead stderr: %v (want exit 2, not killed by SIGPIPE)", err)
+			}
+			if got := readExitFile(dir); got != "2" {
+				t.Errorf("exit file %q, want 2", got)
+			}
+			if withLog {
+				b, err := os.ReadFile(filepath.Join(dir, "log"))
+				if err != nil || !strings.Contains(string(b), "slipway: error: ") || !strings.Contains(string(b), "--dir") {
+					t.Errorf("log file lacks the error line: %q %v", b, err)
+				}
+			}
+		})
+	}
+}

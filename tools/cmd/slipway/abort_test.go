@@ -45,12 +45,6 @@ func stepScript(run string, argv []string) string {
 	}, "\n") + "\n"
 }
 
-// groupProc is a live (not zombie) process of a process group.
-type groupProc struct {
-	pid  int
-	role string // shell, slipway, tee
-}
-
 func procState(pid int) (state byte, pgid int, ok bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {

@@ -245,7 +245,10 @@ func judge(st *HostStatus) {
 			}
 		}
 	}
-	st.LeftChanged = len(st.Problems) > 0
+	// A live deploy converging right now mixes releases on purpose: that is
+	// "converging", not left changed (unless its lock's owner is gone).
+	live := st.Deploying != nil && !st.Interrupted
+	st.LeftChanged = len(st.Problems) > 0 && (!live || st.LockOwnerDead)
 }
 
 func serviceState(name, current string, cs []remote.Container) ServiceStatus {

@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/slipway-dev/slipway/tools/internal/deploy/remote"
 )
@@ -23,13 +24,23 @@ func repairHost(ctx context.Context, o *Options, r *hostRun, rels []remote.Relea
 	}
 	r.res.Release, r.res.Previous = current, current
 	if m == nil {
-		r.res.Status = StatusDeployed
-		log.Printf("nothing to repair: no interrupted deploy or rollback on this host (current release %s)", orNone(short(current)))
-		return
+		broken, err := brokenServices(ctx, h, rels, current)
+		if err != nil {
+			r.failUnchanged(log, err)
+			return
+		}
+		if len(broken) == 0 {
+			r.res.Status = StatusDeployed
+			log.Printf("nothing to repair: no interrupted deploy or rollback on this host, and release %s serves every service", orNone(short(current)))
+			return
+		}
+		log.Warnf("repairing: %s", strings.Join(broken, "; "))
+		m = &remote.Deploying{Command: "deploy", Release: current, Previous: current}
+	} else {
+		r.interrupted = m
+		r.res.Interrupted = m.String()
+		log.Warnf("repairing an interrupted %s: %s", m.Command, m.String())
 	}
-	r.interrupted = m
-	r.res.Interrupted = m.String()
-	log.Warnf("repairing an interrupted %s: %s", m.Command, m.String())
 	// The project: current's release.json, else the interrupted release's.
 	var target *remote.Release
 	project := ""
@@ -84,4 +95,26 @@ func repairHost(ctx context.Context, o *Options, r *hostRun, rels []remote.Relea
 		return
 	}
 	log.Printf("repaired: release %s (current) is serving again", short(current))
+}
+
+// brokenServices lists the services of the current release that have no
+// container or run another release (what status reports as left changed).
+func brokenServices(ctx context.Context, h *remote.Host, rels []remote.Release, current string) ([]string, error) {
+	var meta *remote.ReleaseJSON
+	for _, rel := range rels {
+		if rel.Name == current {
+			meta = rel.Meta
+		}
+	}
+	if current == "" || meta == nil || meta.Project == "" {
+		return nil, nil
+	}
+	h.Project = meta.Project
+	cs, err := h.Containers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st := &HostStatus{Current: current, Release: meta, Containers: cs}
+	judge(st)
+	return st.Problems, nil
 }

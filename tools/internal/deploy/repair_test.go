@@ -140,3 +140,37 @@ func TestRepairRefusesTo(t *testing.T) {
 		t.Errorf("--repair with --to: %v, want exit 2", err)
 	}
 }
+
+// A service of current without a container (the issue's "no api container
+// at all"), with no marker: status says MISSING and exits 5; the repair
+// converges current, and status is clean again.
+func TestStatusMissingService(t *testing.T) {
+	h := newFakeHost(t, "t1")
+	wantCode(t, deployTo(t, release(t, "v1", nil), []*fakeHost{h}, nil), 0)
+	st := h.engine()
+	var kept []fakeContainer
+	for _, c := range st.Containers {
+		if c.Service != "web" {
+			kept = append(kept, c)
+		}
+	}
+	st.Containers = kept
+	if err := st.save(h.state); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	sts, err := Status(context.Background(), InfoOptions{Target: Target{Hosts: []string{"t1"}, Dir: "app", Dial: fakeDial(h)}, Stdout: &out, Log: progress.Discard()})
+	if exit.Code(err) != exit.LeftChanged || !sts[0].LeftChanged || sts[0].Interrupted {
+		t.Errorf("status with web gone: want exit 5, left changed, not interrupted: %v %+v", err, sts)
+	}
+	if !strings.Contains(out.String(), "MISSING: service web has no container") || !strings.Contains(out.String(), "db serving, web missing") {
+		t.Errorf("status output:\n%s", out.String())
+	}
+	log, err := repair(t, h)
+	if err != nil || !strings.Contains(log, "repairing: service web has no container") {
+		t.Fatalf("repair: %v\n%s", err, log)
+	}
+	if _, err := Status(context.Background(), InfoOptions{Target: Target{Hosts: []string{"t1"}, Dir: "app", Dial: fakeDial(h)}, Stdout: &out, Log: progress.Discard()}); err != nil {
+		t.Errorf("status after the repair: %v\n%s", err, log)
+	}
+}

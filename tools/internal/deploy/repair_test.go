@@ -8,11 +8,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/slipway-dev/slipway/tools/internal/deploy/remote"
 	"github.com/slipway-dev/slipway/tools/internal/exit"
+	"github.com/slipway-dev/slipway/tools/internal/grace"
 	"github.com/slipway-dev/slipway/tools/internal/owner"
 	"github.com/slipway-dev/slipway/tools/internal/progress"
 )
@@ -172,5 +174,56 @@ func TestStatusMissingService(t *testing.T) {
 	}
 	if _, err := Status(context.Background(), InfoOptions{Target: Target{Hosts: []string{"t1"}, Dir: "app", Dial: fakeDial(h)}, Stdout: &out, Log: progress.Discard()}); err != nil {
 		t.Errorf("status after the repair: %v\n%s", err, log)
+	}
+}
+
+// An interruption whose grace is used up before the rollback can start
+// (SIGTERM under heavy load): exit 5, the marker (and the lock) left; once
+// the process is gone, rollback --repair restores the previous release.
+func TestInterruptOutOfGraceThenRepair(t *testing.T) {
+	h := newFakeHost(t, "t1")
+	wantCode(t, deployTo(t, release(t, "v1", nil), []*fakeHost{h}, nil), 0)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	var out, errb bytes.Buffer
+	o := Options{Target: Target{Hosts: []string{"t1"}, Dir: "app", Dial: fakeDial(h)}, Manifest: release(t, "v2", map[string]string{"fake.health": "starting"}),
+		HealthTimeout: time.Minute, Stdout: &out, Log: progress.New(&errb), Getenv: credsEnv}
+	go func() {
+		for h.runningRelease() != commitOf("v2") {
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel(&grace.Interrupted{Signal: syscall.SIGTERM, At: time.Now().Add(-time.Minute), Grace: time.Second})
+	}()
+	_, err := Deploy(ctx, o)
+	if exit.Code(err) != exit.LeftChanged {
+		t.Fatalf("exit %d (%v), want 5: the grace was used up\n%s", exit.Code(err), err, errb.String())
+	}
+	if _, err := os.Stat(h.marker()); err != nil {
+		t.Fatalf("the marker must stay for the repair: %v", err)
+	}
+	// The process exits: its lock (if the release did not get through) now
+	// names a dead owner.
+	if data, err := os.ReadFile(h.lockFile()); err == nil {
+		var li remote.LockInfo
+		json.Unmarshal(data, &li)
+		li.Origin = deadOrigin(t)
+		data, _ = json.Marshal(li)
+		os.WriteFile(h.lockFile(), data, 0o644)
+	}
+	log, err := repair(t, h)
+	if err != nil {
+		t.Fatalf("repair: %v\n%s", err, log)
+	}
+	if h.current() != commitOf("v1") || h.runningRelease() != commitOf("v1") {
+		t.Errorf("after the repair: current %s, running %s\n%s", h.current(), h.runningRelease(), log)
+	}
+	for _, d := range h.releases() {
+		if d == commitOf("v2") {
+			t.Errorf("the aborted upload is still in releases/:\n%s", log)
+		}
+	}
+	for _, p := range []string{h.marker(), filepath.Dir(h.lockFile())} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s left after the repair", p)
+		}
 	}
 }

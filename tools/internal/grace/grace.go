@@ -103,6 +103,11 @@ func Cleanup(parent context.Context, d time.Duration) (context.Context, context.
 		return context.WithTimeout(parent, d)
 	}
 	ctx, cancel := context.WithTimeout(context.WithValue(context.WithoutCancel(parent), cleanupKey{}, true), d)
+	if Left(parent) == 0 {
+		// The grace is used up already: nothing more may start.
+		cancel()
+		return ctx, cancel
+	}
 	var mu sync.Mutex
 	var timer *time.Timer
 	stop := context.AfterFunc(parent, func() {

@@ -81,3 +81,13 @@ func TestWriteExitFile(t *testing.T) {
 		t.Errorf("no SLIPWAY_EXIT_FILE: want no error, got %v", err)
 	}
 }
+
+func TestCleanupAfterTheGraceIsDoneAtOnce(t *testing.T) {
+	parent, cancel := context.WithCancelCause(context.Background())
+	cancel(&Interrupted{Signal: syscall.SIGTERM, At: time.Now().Add(-time.Minute), Grace: time.Second})
+	ctx, stop := Cleanup(parent, time.Hour)
+	defer stop()
+	if ctx.Err() == nil {
+		t.Fatal("a cleanup context made after the grace ran out must be done already")
+	}
+}

@@ -158,7 +158,13 @@ func (s *site) wantWhole(t *testing.T, rels ...*release) {
 	if name == "" {
 		t.Fatalf("current -> %q, none of the releases deployed", cur)
 	}
-	if got := s.version(); got != name {
+	// A compose command the killed run left on the server may still be
+	// converging the same release for a moment: wait for the condition.
+	got := s.version()
+	for end := time.Now().Add(2 * time.Minute); got != name && time.Now().Before(end); got = s.version() {
+		time.Sleep(500 * time.Millisecond)
+	}
+	if got != name {
 		t.Errorf("serving %q, but current names %s", got, name)
 	}
 	s.wantNoLock(t)
@@ -216,8 +222,11 @@ func TestJenkinsAbortDuringDeploy(t *testing.T) {
 					t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); <-done })
 					logFile := filepath.Join(runDir, "log")
 					for end := time.Now().Add(3 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+						// The host has changed: recreate waits in its health gate,
+						// rolling has stopped the old container (stop-first: a
+						// fixed port) and starts the new one.
 						b, _ := os.ReadFile(logFile)
-						if strings.Contains(string(b), "waiting for "+s.project) {
+						if strings.Contains(string(b), "waiting for "+s.project) || strings.Contains(string(b), ": stop of ") {
 							break
 						}
 						if time.Now().After(end) {

@@ -121,7 +121,7 @@ var rows = []Row{
 		Held:  "each exits 0, or 1 with \"lock held by\"; every waiting one succeeds; a /proc sampler sees no compose up start before the previous release switched current, current switches in converge order, the last release serves; no lock or process left"},
 	{Section: secLocks, Pkg: pkgCmd, Test: "TestKilledHolderLockTakenOverAfterTTL",
 		Fault: "a deploy holding the lock (waiting on its health gate) killed with -9; a second deploy with --lock-ttl 4s",
-		Held:  "the second deploy warns it takes over a stale lock and repairs the interrupted deploy, succeeds and serves; the killed deploy's release removed; no lock or process left"},
+		Held:  "the second deploy takes the dead holder's lock over at once (its origin proves it gone) and repairs the interrupted deploy, succeeds and serves; the killed deploy's release removed; no lock or process left"},
 
 	{Section: secLocks, Pkg: pkgDeploy, Test: "TestIntegrationInterruptedDeploy/killed_holder:_lock_and_marker_taken_over_after_the_TTL",
 		Fault: "a lock and converge marker left by a vanished connection on a real host",

@@ -259,7 +259,7 @@ func nameOf(m map[string]*release, commit string) string {
 
 // TestKilledHolderLockTakenOverAfterTTL kills -9 a deploy that holds the lock
 // (waiting in its health gate), then deploys again with --lock-wait longer
-// than --lock-ttl: the second deploy takes the stale lock over with a
+// than --lock-ttl: the second deploy takes the dead holder's lock over with a
 // warning, succeeds, serves, and leaves no lock.
 func TestKilledHolderLockTakenOverAfterTTL(t *testing.T) {
 	t.Parallel()

@@ -15,7 +15,29 @@ class Cli implements Serializable {
     @NonCPS
     static List<String> argv(String step, Map values) {
         List<String> words = [Shell.quote(Spec.command(step))]
+        words.addAll(flagWords(Spec.params(step), values))
+        if (Spec.json(step)) {
+            words.add('--json')
+        }
+        return words
+    }
+
+    /** The words of the target flags only (hosts, dir, SSH), for the repair and status after an abort. */
+    @NonCPS
+    static List<String> targetWords(String step, Map values) {
+        Map target = new LinkedHashMap()
         for (Map.Entry e : Spec.params(step).entrySet()) {
+            if (Spec.isTarget((String) e.key)) {
+                target.put(e.key, e.value)
+            }
+        }
+        return flagWords(target, values)
+    }
+
+    @NonCPS
+    private static List<String> flagWords(Map params, Map values) {
+        List<String> words = []
+        for (Map.Entry e : params.entrySet()) {
             Map p = (Map) e.value
             Object v = values[e.key]
             if (!p.flag || !Params.isSet(v)) {
@@ -39,9 +61,6 @@ class Cli implements Serializable {
                     words.add((String) p.flag)
                     words.add(Shell.quote(v))
             }
-        }
-        if (Spec.json(step)) {
-            words.add('--json')
         }
         return words
     }
@@ -79,8 +98,13 @@ class Cli implements Serializable {
             lines.add('DOCKER_CONFIG="$run/docker-config"; export DOCKER_CONFIG')
             lines.add('mkdir -m 700 "$DOCKER_CONFIG" && ln -s ' + Shell.env(Spec.DOCKER_CONFIG_FILE) + ' "$DOCKER_CONFIG/config.json" || exit 1')
         }
+        // After an abort the binary finishes its cleanup alone: it keeps its whole log in
+        // $run/log and writes its exit code to $run/exit (see afterInterrupt).
+        lines.add('SLIPWAY_LOG_FILE="$run/log"; SLIPWAY_EXIT_FILE="$run/exit"; SLIPWAY_CANCEL_GRACE="${SLIPWAY_CANCEL_GRACE:-4s}"')
+        lines.add('export SLIPWAY_LOG_FILE SLIPWAY_EXIT_FILE SLIPWAY_CANCEL_GRACE')
         lines.add("printf '%s\\n' " + Shell.quote('+ ' + cmd))
-        lines.add('{ ' + cmd + ' >"$run/stdout"; echo "$?" >"$run/rc"; } 2>&1 | tee "$run/stderr"')
+        // tee ignores the abort's SIGTERM, so the console keeps the binary's rollback lines.
+        lines.add('{ ' + cmd + ' >"$run/stdout"; echo "$?" >"$run/rc"; } 2>&1 | { trap \'\' TERM; exec tee "$run/stderr"; }')
         lines.add('rc=$(cat "$run/rc" 2>/dev/null); [ -n "$rc" ] || rc=1')
         if (o.showStdout) {
             lines.add('cat "$run/stdout"')
@@ -97,6 +121,44 @@ class Cli implements Serializable {
     @NonCPS
     static String unique() {
         return UUID.randomUUID().toString().substring(0, 8)
+    }
+
+    /**
+     * The script a step runs after its `sh` was interrupted (abort, timeout): it waits (at most
+     * o.wait seconds) for the binary's exit file, prints the log lines the console lost when the
+     * pipe died, and, for deploy and rollback (o.repair, o.status: argv words), runs
+     * `rollback --repair` unless the binary ended cleanly before changing anything or done (0, 1,
+     * 2): it restores hosts left changed (exit 5, or no exit code: the binary was killed) and
+     * releases a lock a dead run left, and is a no-op on a whole host and then `status`, so the build log says what state each host is in.
+     */
+    @NonCPS
+    static String afterInterrupt(Map o) {
+        String bin = Shell.quote(o.bin)
+        List<String> lines = []
+        lines.add('set +x +e')
+        lines.add('run=' + Shell.quote(o.runDir))
+        lines.add('i=0; while [ ! -s "$run/exit" ] && [ "$i" -lt ' + ((int) o.wait) + ' ]; do sleep 1; i=$((i + 1)); done')
+        lines.add('if [ -f "$run/log" ]; then n=$(wc -c <"$run/stderr" 2>/dev/null || echo 0); tail -c +$((n + 1)) "$run/log"; fi')
+        lines.add('rc=$(cat "$run/exit" 2>/dev/null)')
+        lines.add('echo "slipway: interrupted; the binary exited ${rc:-without an exit code (killed)}"')
+        if (o.repair) {
+            lines.add('case "$rc" in')
+            lines.add('  0|1|2) ;;')
+            lines.add('  *) echo "slipway: hosts may be left changed: slipway rollback --repair"')
+            lines.add('     ' + bin + ' ' + Shell.join((List) o.repair) + ' ;;')
+            lines.add('esac')
+        }
+        if (o.status) {
+            lines.add(bin + ' ' + Shell.join((List) o.status))
+        }
+        lines.add('exit 0')
+        return lines.join('\n') + '\n'
+    }
+
+    /** Whether a step's exception is the build's interruption (abort, timeout): FlowInterruptedException is one. */
+    @NonCPS
+    static boolean interrupted(Throwable e) {
+        return e instanceof InterruptedException
     }
 
     /** The binary's last error line from the tail of its stderr ("slipway: error: ..."). */

@@ -38,10 +38,10 @@ class Runner implements Serializable {
         List bindings = bindings(values)
         int status
         if (bindings.isEmpty()) {
-            status = steps.sh(label: label(), script: script, returnStatus: true)
+            status = runScript(script, bin, runDir, values)
         } else {
             steps.withCredentials(bindings) {
-                status = steps.sh(label: label(), script: script, returnStatus: true)
+                status = runScript(script, bin, runDir, values)
             }
         }
         String tail = steps.fileExists("${runDir}/stderr.tail") ? steps.readFile("${runDir}/stderr.tail") : ''
@@ -52,6 +52,48 @@ class Runner implements Serializable {
         // Raw output copies do not outlive the run (they would pile up in @tmp across builds).
         steps.sh(label: 'slipway: clean up', script: "set +x\nrm -rf ${Shell.quote(runDir)}\n")
         return [status: status, errorLine: Cli.lastError(tail) + Cli.advice(tail, values), stdout: stdout, runDir: runDir]
+    }
+
+    /**
+     * Runs the script; on the build's interruption (abort, timeout) it reports what the binary
+     * did with it (afterInterrupt) and rethrows: the build stays ABORTED. Inside the credentials'
+     * scope, so the repair can reach the servers.
+     */
+    int runScript(String script, String bin, String runDir, Map values) {
+        try {
+            return steps.sh(label: label(), script: script, returnStatus: true)
+        } catch (Throwable e) {
+            if (Cli.interrupted(e)) {
+                afterInterrupt(bin, runDir, values)
+            }
+            throw e
+        }
+    }
+
+    /**
+     * After an interruption the binary may still be cleaning up (rolling back within its grace):
+     * wait for its exit file, print its late log, repair hosts it may have left changed and print
+     * their status. Never throws: the interruption is what the build reports.
+     */
+    void afterInterrupt(String bin, String runDir, Map values) {
+        String cmd = Spec.command(step)
+        Map o = [bin: bin, runDir: runDir, wait: 60]
+        if (cmd == 'deploy' || cmd == 'rollback') {
+            List<String> target = Cli.targetWords(step, values)
+            List<String> repair = ['rollback']
+            repair.addAll(target)
+            repair.addAll(['--repair', '--lock-wait', '2m'])
+            List<String> status = ['status']
+            status.addAll(target)
+            o.repair = repair
+            o.status = status
+        }
+        try {
+            steps.echo("${step}: interrupted; waiting for slipway ${cmd} to finish its cleanup".toString())
+            steps.sh(label: 'slipway: after the interruption', script: Cli.afterInterrupt(o), returnStatus: true)
+        } catch (Throwable e) {
+            steps.echo("${step}: could not report the hosts' state after the interruption: ${e}".toString())
+        }
     }
 
     /** Stops the build with the binary's exit code and last error line. */

@@ -93,6 +93,12 @@ class Spec implements Serializable {
         return [tool: p(STRING, null)]
     }
 
+    /** Whether a parameter names the servers (hosts, dir, SSH): what repair and status need. */
+    @NonCPS
+    static boolean isTarget(String name) {
+        return target().containsKey(name)
+    }
+
     /** The binary's command each step runs. */
     @NonCPS
     static String command(String step) {

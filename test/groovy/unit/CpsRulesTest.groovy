@@ -255,7 +255,7 @@ class CpsRulesTest {
                 .any { it.contains('@NonCPS method outcome calls CPS method Results.hosts') }
         List<String> cross = violations('src/slipway/Cli.groovy', new File(Fixture.REPO, 'src/slipway/Cli.groovy').text,
                 cpsMethods([new File(Fixture.REPO, 'src/slipway/Params.groovy').text.replace('@NonCPS\n    static boolean isSet', 'static boolean isSet')]))
-        assert cross.any { it.contains('@NonCPS method argv calls CPS method Params.isSet') }
+        assert cross.any { it.contains('@NonCPS method flagWords calls CPS method Params.isSet') }
         // A closure over a collection in a step's CPS code.
         assert mutant('vars/deployCompose.groovy', '    Map res = r.run(p)\n', '    Map res = r.run(p)\n    p.hosts.each { echo it }\n')
                 .any { it.contains('closure passed to .each() in CPS method call') }

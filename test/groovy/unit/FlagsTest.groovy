@@ -222,8 +222,10 @@ run=''' + run + '''
 rm -rf "$run" && mkdir -p "$run" || exit 1
 DOCKER_CONFIG="$run/docker-config"; export DOCKER_CONFIG
 mkdir -m 700 "$DOCKER_CONFIG" && ln -s "$SLIPWAY_DOCKER_CONFIG_FILE" "$DOCKER_CONFIG/config.json" || exit 1
+SLIPWAY_LOG_FILE="$run/log"; SLIPWAY_EXIT_FILE="$run/exit"; SLIPWAY_CANCEL_GRACE="${SLIPWAY_CANCEL_GRACE:-4s}"
+export SLIPWAY_LOG_FILE SLIPWAY_EXIT_FILE SLIPWAY_CANCEL_GRACE
 printf '%s\\n' '+ /ws/app@tmp/slipway/9.9.9/linux-amd64/slipway push --manifest slipway-release.json --parallel 2 --pinned slipway-compose.pinned.yml'
-{ /ws/app@tmp/slipway/9.9.9/linux-amd64/slipway push --manifest slipway-release.json --parallel 2 --pinned slipway-compose.pinned.yml >"$run/stdout"; echo "$?" >"$run/rc"; } 2>&1 | tee "$run/stderr"
+{ /ws/app@tmp/slipway/9.9.9/linux-amd64/slipway push --manifest slipway-release.json --parallel 2 --pinned slipway-compose.pinned.yml >"$run/stdout"; echo "$?" >"$run/rc"; } 2>&1 | { trap \'\' TERM; exec tee "$run/stderr"; }
 rc=$(cat "$run/rc" 2>/dev/null); [ -n "$rc" ] || rc=1
 cat "$run/stdout"
 tail -n 40 "$run/stderr" >"$run/stderr.tail" 2>/dev/null; rm -f "$run/stderr" "$run/rc"

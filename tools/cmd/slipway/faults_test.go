@@ -259,7 +259,7 @@ func nameOf(m map[string]*release, commit string) string {
 
 // TestKilledHolderLockTakenOverAfterTTL kills -9 a deploy that holds the lock
 // (waiting in its health gate), then deploys again with --lock-wait longer
-// than --lock-ttl: the second deploy takes the stale lock over with a
+// than --lock-ttl: the second deploy takes the dead holder's lock over with a
 // warning, succeeds, serves, and leaves no lock.
 func TestKilledHolderLockTakenOverAfterTTL(t *testing.T) {
 	t.Parallel()
@@ -289,8 +289,10 @@ func TestKilledHolderLockTakenOverAfterTTL(t *testing.T) {
 	t.Logf("the second deploy:\n%s", second.errText())
 	wantCode(t, second, 0)
 	testenv.Recovery(t, second.ended.Sub(killed))
-	if !strings.Contains(second.errText(), "taking over a stale deploy lock") {
-		t.Errorf("no warning about taking over the stale lock:\n%s", second.errText())
+	// The holder ran on this machine and is gone: its lock is taken over at
+	// once (its recorded origin proves it dead), not only after the TTL.
+	if !strings.Contains(second.errText(), "taking over the deploy lock of a deploy that is gone") {
+		t.Errorf("no warning about taking over the dead holder's lock:\n%s", second.errText())
 	}
 	if got := s.version(); got != "good" {
 		t.Errorf("serving %q, want \"good\"", got)
@@ -328,7 +330,10 @@ func TestSIGTERMDuringDeploy(t *testing.T) {
 		t.Fatalf("after deploying v1: serving %q", got)
 	}
 
-	p := start(t, "", baseEnv(env), s.deployArgs(v2, "--health-timeout", "5m")...)
+	// A grace long enough for the whole rollback under any load: this test
+	// asserts the rolled-back outcome (abort_test.go accepts every outcome
+	// of the short grace the Jenkins steps set).
+	p := start(t, "", baseEnv(env, "SLIPWAY_CANCEL_GRACE=10m"), s.deployArgs(v2, "--health-timeout", "5m")...)
 	if !p.waitStderr("waiting for "+s.project, 2*time.Minute) {
 		t.Fatalf("the v2 deploy never reached its health gate:\n%s", p.errText())
 	}

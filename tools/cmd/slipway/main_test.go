@@ -294,6 +294,8 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 // The app the deploy tests ship: one small HTTP service (the fixture python
 // image) serving /version, the release name from the server's .env, with a
 // healthcheck that passes within a second or two unless APP_HEALTHY=no.
+// Its start period keeps a container that starts slowly under load
+// "starting", not "unhealthy" (which fails a health gate at once).
 var appFiles = map[string]string{
 	"Dockerfile": "ARG BASE\nFROM ${BASE}\nCOPY serve.sh /serve.sh\n",
 	"serve.sh": "#!/bin/sh\nmkdir -p /srv/www && printf '%s\\n' \"$APP_RELEASE\" > /srv/www/version && cd /srv/www && " +
@@ -316,6 +318,7 @@ services:
       interval: 1s
       timeout: 3s
       retries: 3
+      start_period: 30s
     stop_grace_period: 1s
 `,
 }

@@ -25,7 +25,12 @@ func App() *cli.App {
 			"(slipway-release.json) that build wrote.\n\n" +
 			"Exit codes: 0 done; 1 failed before changing anything; 2 bad usage or input;\n" +
 			"3 tests failed; 4 deploy failed and hosts rolled back; 5 deploy failed and hosts\n" +
-			"left changed; 130 cancelled.",
+			"left changed; 130 cancelled.\n\n" +
+			"Cancelling (SIGINT, SIGTERM: a Jenkins abort): SIGPIPE is ignored; a deploy or rollback\n" +
+			"rolls back and releases its lock within SLIPWAY_CANCEL_GRACE of the signal (default 20s),\n" +
+			"then exits 130, or 5 when the grace ran out (then: slipway rollback --repair).\n" +
+			"SLIPWAY_LOG_FILE: also write the log to this file; SLIPWAY_EXIT_FILE: write the exit\n" +
+			"code to this file at exit.",
 		Version:              version.String(),
 		HideVersion:          true,
 		EnableBashCompletion: false,

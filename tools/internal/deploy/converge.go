@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/slipway-dev/slipway/tools/internal/owner"
 	"os"
 	"time"
 
@@ -40,7 +41,7 @@ func (r *hostRun) checkInterrupted(ctx context.Context, cmd, release string) err
 // marker is the .slipway/deploying content for this run.
 func (r *hostRun) marker(cmd, release, previous, build string) remote.Deploying {
 	m := remote.Deploying{Command: cmd, Release: release, Previous: previous, Owner: whoami(), PID: os.Getpid(), BuildURL: build,
-		Time: time.Now().UTC().Format(time.RFC3339)}
+		Time: time.Now().UTC().Format(time.RFC3339), Origin: owner.Self()}
 	if r.lock != nil {
 		m.Token = r.lock.Token()
 	}
@@ -86,22 +87,31 @@ func (r *hostRun) waitComposeIdle(ctx context.Context) {
 }
 
 // endConverge removes the marker once the host is whole again: on the new
-// release, or back on the previous one.
-func (r *hostRun) endConverge(ctx context.Context) {
+// release, or back on the previous one; current is what <dir>/current now
+// names.
+func (r *hostRun) endConverge(ctx context.Context, current string) {
 	h := r.conn.h
+	// Also after a cancel: a marker left behind would report a whole host as
+	// interrupted.
+	ctx, cancel := cleanupContext(ctx, 30*time.Second)
+	defer cancel()
 	if err := h.ClearDeploying(ctx); err != nil {
 		r.conn.log.Warnf("%v", err)
 		return
 	}
-	// The interrupted run's own upload never became a whole release here.
-	// RemoveReleases keeps it if it is current (this run deployed it).
+	// The interrupted run's own upload never became a whole release here,
+	// unless this run deployed that same release (then it is current and stays).
 	if m := r.interrupted; m != nil && m.Fresh && !h.DryRun {
+		r.interrupted = nil
+		if m.Release == current {
+			r.conn.log.Printf("kept release %s uploaded by the interrupted %s: it is current now", short(m.Release), m.Command)
+			return
+		}
 		if err := h.RemoveReleases(ctx, []string{m.Release}, nil); err != nil {
 			r.conn.log.Warnf("removing release %s left by the interrupted %s: %v", short(m.Release), m.Command, err)
 		} else {
-			r.conn.log.Printf("removed release %s uploaded by the interrupted %s, unless it is current now (it never served here before)", short(m.Release), m.Command)
+			r.conn.log.Printf("removed release %s uploaded by the interrupted %s (it never served here)", short(m.Release), m.Command)
 		}
-		r.interrupted = nil
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/slipway-dev/slipway/tools/internal/owner"
 	"io"
 	"os"
 	"os/user"
@@ -425,7 +426,7 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 			cctx, cancel := cleanupContext(ctx, 30*time.Second)
 			d.removeCreatedVolumes(cctx) // a failed hook's `run` may have created some
 			cancel()
-			r.endConverge(ctx)
+			r.endConverge(ctx, d.Previous)
 			r.failUnchanged(log, err)
 			return
 		}
@@ -446,7 +447,7 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 		return
 	}
 	r.switched = true
-	r.endConverge(ctx)
+	r.endConverge(ctx, commit)
 	if o.DryRun {
 		r.res.Status = StatusPlanned
 		return
@@ -508,7 +509,7 @@ func revertHost(ctx context.Context, strategy Strategy, r *hostRun, why string) 
 		log.Printf("ROLLBACK FAILED, the host is left changed: %v", err)
 		return
 	}
-	r.endConverge(rctx)
+	r.endConverge(rctx, d.Previous)
 	if r.switched && d.Previous == "" {
 		// A first release that was switched and then taken down: no current.
 		if err := d.Host.RemoveCurrent(rctx); err != nil {
@@ -690,7 +691,7 @@ func buildURL(fromManifest string, getenv func(string) string) string {
 func lockInfo(o *Options, b *bundle) remote.LockInfo {
 	return remote.LockInfo{
 		Owner: whoami(), PID: os.Getpid(), BuildURL: buildURL(b.m.BuildURL, o.Getenv),
-		Command: "deploy " + short(b.m.Commit), Time: time.Now().UTC().Format(time.RFC3339),
+		Command: "deploy " + short(b.m.Commit), Time: time.Now().UTC().Format(time.RFC3339), Origin: owner.Self(),
 	}
 }
 

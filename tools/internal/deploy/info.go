@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -47,8 +48,34 @@ type HostStatus struct {
 	Interrupted bool                `json:"interrupted,omitempty"` // Deploying's run is gone (see interruptedRun)
 	Containers  []remote.Container  `json:"containers"`
 	Healthy     bool                `json:"healthy"` // every container passes the health gate's rules
-	Error       string              `json:"error,omitempty"`
+	// Services of the current release: serving (a container of current
+	// runs), missing (no container at all), other-release (only containers
+	// of another release run) or not-running.
+	Services []ServiceStatus `json:"services"`
+	// LockOwnerDead: the lock is held by a process that is provably gone.
+	LockOwnerDead bool `json:"lockOwnerDead,omitempty"`
+	// LeftChanged: the host is not serving its current release as a whole
+	// (interrupted, a service missing or on another release, a dead
+	// owner's lock): exit 5; `slipway rollback --repair` restores it.
+	LeftChanged bool     `json:"leftChanged"`
+	Problems    []string `json:"problems,omitempty"`
+	Error       string   `json:"error,omitempty"`
 }
+
+// ServiceStatus is one service of the current release on a host.
+type ServiceStatus struct {
+	Service string `json:"service"`
+	State   string `json:"state"` // serving, missing, other-release, not-running
+	Release string `json:"release,omitempty"`
+}
+
+// Service states in status.
+const (
+	ServiceServing      = "serving"
+	ServiceMissing      = "missing"
+	ServiceOtherRelease = "other-release"
+	ServiceNotRunning   = "not-running"
+)
 
 // HostReleases is one host's releases as `slipway releases` reports them.
 type HostReleases struct {
@@ -135,8 +162,10 @@ func Status(ctx context.Context, o InfoOptions) ([]HostStatus, error) {
 			return err
 		}
 		st.Interrupted = interruptedRun(st.Deploying, st.Lock)
+		st.LockOwnerDead = st.Lock != nil && st.Lock.Info.Origin.Dead()
 		if st.Release == nil || st.Release.Project == "" || f.DockerVersion == "" {
 			st.Containers = []remote.Container{}
+			judge(st)
 			return nil
 		}
 		c.h.Project = st.Release.Project
@@ -151,6 +180,7 @@ func Status(ctx context.Context, o InfoOptions) ([]HostStatus, error) {
 				st.Healthy = false
 			}
 		}
+		judge(st)
 		return nil
 	})
 	if err != nil {
@@ -172,7 +202,79 @@ func Status(ctx context.Context, o InfoOptions) ([]HostStatus, error) {
 	} else {
 		printStatus(o.Stdout, out)
 	}
+	var left []string
+	for _, st := range out {
+		if st.LeftChanged {
+			left = append(left, st.Host+": "+strings.Join(st.Problems, "; "))
+		}
+	}
+	if len(left) > 0 {
+		return out, exit.With(exit.LeftChanged, fmt.Errorf("status: host(s) left changed: %s; run slipway rollback --repair to restore the current release", strings.Join(left, "; ")))
+	}
 	return out, hostErrors("status", hosts, errs)
+}
+
+// judge fills a host's per-service states and whether it is left changed.
+func judge(st *HostStatus) {
+	st.Services = []ServiceStatus{}
+	if st.Interrupted {
+		st.Problems = append(st.Problems, "interrupted mid-converge ("+st.Deploying.String()+")")
+	}
+	if st.LockOwnerDead {
+		st.Problems = append(st.Problems, "locked by a deploy that is gone ("+st.Lock.Info.Origin.String()+")")
+	}
+	if m := st.Release; m != nil {
+		var names []string
+		for n := range m.Services {
+			names = append(names, n)
+		}
+		for n := range m.External {
+			if _, ok := m.Services[n]; !ok {
+				names = append(names, n)
+			}
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			ss := serviceState(n, st.Current, st.Containers)
+			st.Services = append(st.Services, ss)
+			switch ss.State {
+			case ServiceMissing:
+				st.Problems = append(st.Problems, "service "+n+" has no container")
+			case ServiceOtherRelease:
+				st.Problems = append(st.Problems, "service "+n+" runs release "+short(ss.Release)+", not current")
+			}
+		}
+	}
+	// A live deploy converging right now mixes releases on purpose: that is
+	// "converging", not left changed (unless its lock's owner is gone).
+	live := st.Deploying != nil && !st.Interrupted
+	st.LeftChanged = len(st.Problems) > 0 && (!live || st.LockOwnerDead)
+}
+
+func serviceState(name, current string, cs []remote.Container) ServiceStatus {
+	found, other := false, ""
+	for _, c := range cs {
+		if c.Service != name {
+			continue
+		}
+		found = true
+		if c.State != "running" {
+			continue
+		}
+		if c.Release == "" || c.Release == current {
+			return ServiceStatus{Service: name, State: ServiceServing, Release: current}
+		}
+		other = c.Release
+	}
+	switch {
+	case !found:
+		return ServiceStatus{Service: name, State: ServiceMissing}
+	case other != "":
+		return ServiceStatus{Service: name, State: ServiceOtherRelease, Release: other}
+	}
+	// Only stopped containers: a one-shot service (a migration) looks like
+	// this too, so it is reported, not counted as a problem.
+	return ServiceStatus{Service: name, State: ServiceNotRunning}
 }
 
 func printStatus(w io.Writer, sts []HostStatus) {
@@ -205,9 +307,27 @@ func printStatus(w io.Writer, sts []HostStatus) {
 		}
 		switch {
 		case st.Interrupted:
-			fmt.Fprintf(w, "  INTERRUPTED: %s died mid-converge; the containers may run a mix of releases; the next slipway deploy or rollback converges the host again\n", st.Deploying)
+			fmt.Fprintf(w, "  INTERRUPTED: %s died mid-converge; the containers may run a mix of releases; slipway rollback --repair (or the next deploy or rollback) converges the host again\n", st.Deploying)
 		case st.Deploying != nil:
 			fmt.Fprintf(w, "  converging: %s\n", st.Deploying)
+		}
+		if st.LockOwnerDead {
+			fmt.Fprintf(w, "  LOCK LEFT: its owner %s is gone; the next deploy, rollback or rollback --repair takes it over\n", st.Lock.Info.Origin)
+		}
+		if len(st.Services) > 0 {
+			var parts []string
+			for _, ss := range st.Services {
+				parts = append(parts, ss.Service+" "+ss.State)
+			}
+			fmt.Fprintf(w, "  services: %s\n", strings.Join(parts, ", "))
+		}
+		for _, ss := range st.Services {
+			switch ss.State {
+			case ServiceMissing:
+				fmt.Fprintf(w, "  MISSING: service %s has no container\n", ss.Service)
+			case ServiceOtherRelease:
+				fmt.Fprintf(w, "  MIXED: service %s runs release %s, not current\n", ss.Service, short(ss.Release))
+			}
 		}
 		if len(st.Containers) > 0 {
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -226,6 +346,9 @@ func printStatus(w io.Writer, sts []HostStatus) {
 func interruptedRun(m *remote.Deploying, lock *remote.LockStatus) bool {
 	if m == nil {
 		return false
+	}
+	if m.Origin.Dead() {
+		return true
 	}
 	if lock == nil || m.Token == "" || lock.Info.Token != m.Token {
 		return true

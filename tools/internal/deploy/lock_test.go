@@ -211,8 +211,8 @@ func TestInterruptedDeployDetectedAndRepaired(t *testing.T) {
 	// status shows it (the lock is past the default TTL: nobody renews it).
 	var out bytes.Buffer
 	sts, err := Status(context.Background(), InfoOptions{Target: Target{Hosts: []string{"t1"}, Dir: "app", Dial: fakeDial(h)}, Stdout: &out, Log: progress.Discard()})
-	if err != nil || !sts[0].Interrupted || sts[0].Deploying == nil || sts[0].Deploying.Owner != "carol@agent3" {
-		t.Errorf("status: %v %+v", err, sts)
+	if exit.Code(err) != exit.LeftChanged || !sts[0].Interrupted || !sts[0].LeftChanged || sts[0].Deploying == nil || sts[0].Deploying.Owner != "carol@agent3" {
+		t.Errorf("status: want exit 5 and INTERRUPTED: %v %+v", err, sts)
 	}
 	if !strings.Contains(out.String(), "INTERRUPTED: deploy of release "+short(commitOf("v2"))) {
 		t.Errorf("status output:\n%s", out.String())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/slipway-dev/slipway/tools/internal/owner"
 	"io"
 	"os"
 	"sort"
@@ -26,10 +27,14 @@ type RollbackOptions struct {
 	SmokeURL      string
 	LockWait      time.Duration
 	LockTTL       time.Duration // default 5m (DefaultLockTTL), negative never
-	JSON          bool
-	Stdout        io.Writer
-	Log           *progress.Logger
-	Getenv        func(string) string
+	// Repair: converge the release current names again on a host that a
+	// deploy or rollback left mid-converge (see repairHost), instead of
+	// going back to an earlier release.
+	Repair bool
+	JSON   bool
+	Stdout io.Writer
+	Log    *progress.Logger
+	Getenv func(string) string
 }
 
 // Rollback switches every host back to an earlier release that is still on
@@ -50,6 +55,9 @@ func Rollback(ctx context.Context, ro RollbackOptions) (*Result, error) {
 	if ro.To != "" && (len(ro.To) < 4 || strings.Trim(ro.To, "0123456789abcdef") != "") {
 		return nil, exit.Usagef("--to %q: want a release commit (at least 4 lower-case hex digits), as `slipway releases` lists them", ro.To)
 	}
+	if ro.Repair && ro.To != "" {
+		return nil, exit.Usagef("--repair restores the release current names; it takes no --to")
+	}
 	res := &Result{Command: "rollback", Release: ro.To}
 	runs := make([]*hostRun, len(hosts))
 	for i, h := range hosts {
@@ -59,7 +67,7 @@ func Rollback(ctx context.Context, ro RollbackOptions) (*Result, error) {
 	fanOut(ctx, len(runs), o.Parallel, false, func(ctx context.Context, i int) bool {
 		r := runs[i]
 		r.start = time.Now()
-		rollbackHost(ctx, &o, ro.To, r)
+		rollbackHost(ctx, &o, ro.To, ro.Repair, r)
 		r.res.Seconds = time.Since(r.start).Seconds()
 		if res.Project == "" && r.d != nil {
 			res.Project = r.d.Host.Project
@@ -111,7 +119,7 @@ func closeRuns(ctx context.Context, t *Target, runs []*hostRun) {
 	}
 }
 
-func rollbackHost(ctx context.Context, o *Options, to string, r *hostRun) {
+func rollbackHost(ctx context.Context, o *Options, to string, repair bool, r *hostRun) {
 	log := o.Log.With(r.name)
 	c, err := o.Target.dial(ctx, r.name, log)
 	if err != nil {
@@ -126,8 +134,12 @@ func rollbackHost(ctx context.Context, o *Options, to string, r *hostRun) {
 		return
 	}
 	r.res.Dir, r.res.Compose = facts.Dir, string(facts.Compose)
+	cmd := "rollback"
+	if repair {
+		cmd = "rollback --repair"
+	}
 	lock, err := h.AcquireLock(ctx, remote.LockInfo{Owner: whoami(), PID: os.Getpid(), BuildURL: o.Getenv("BUILD_URL"),
-		Command: "rollback", Time: time.Now().UTC().Format(time.RFC3339)}, o.LockWait, o.LockTTL)
+		Command: cmd, Time: time.Now().UTC().Format(time.RFC3339), Origin: owner.Self()}, o.LockWait, o.LockTTL)
 	if err != nil {
 		r.failUnchanged(log, err)
 		return
@@ -137,6 +149,10 @@ func rollbackHost(ctx context.Context, o *Options, to string, r *hostRun) {
 	rels, current, err := h.Releases(ctx)
 	if err != nil {
 		r.failUnchanged(log, err)
+		return
+	}
+	if repair {
+		repairHost(ctx, o, r, rels, current)
 		return
 	}
 	target, err := pickRollback(rels, current, to)
@@ -230,7 +246,7 @@ func rollbackHost(ctx context.Context, o *Options, to string, r *hostRun) {
 	}
 	if err := strategy.Apply(ctx, d); err != nil {
 		if !d.Changed() {
-			r.endConverge(ctx)
+			r.endConverge(ctx, current)
 			r.failUnchanged(log, err)
 			return
 		}
@@ -250,7 +266,7 @@ func rollbackHost(ctx context.Context, o *Options, to string, r *hostRun) {
 		revertHost(ctx, strategy, r, "")
 		return
 	}
-	r.endConverge(ctx)
+	r.endConverge(ctx, target.Name)
 	r.res.Status = StatusDeployed
 	log.Printf("now on release %s (was %s)", short(target.Name), orNone(short(current)))
 }

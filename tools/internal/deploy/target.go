@@ -3,6 +3,7 @@ package deploy
 import (
 	"bufio"
 	"context"
+	"github.com/slipway-dev/slipway/tools/internal/grace"
 	"io"
 	"os"
 	"strings"
@@ -130,7 +131,7 @@ func (t *Target) dial(ctx context.Context, host string, log *progress.Logger) (*
 }
 
 // cleanupContext is a context for cleanup that still runs after ctx was
-// cancelled (Jenkins abort), bounded so a dead server cannot hang the exit.
+// cancelled, bounded by d and, after a signal, by the grace (grace.Cleanup).
 func cleanupContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), d)
+	return grace.Cleanup(ctx, d)
 }

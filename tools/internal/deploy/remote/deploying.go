@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/slipway-dev/slipway/tools/internal/owner"
 	"strings"
 	"time"
 )
@@ -27,6 +28,8 @@ type Deploying struct {
 	// here; the run that repairs the host removes it (else a later rollback
 	// could pick a release that was never healthy).
 	Fresh bool `json:"fresh,omitempty"`
+	// Origin of the process that wrote it (see owner.Origin.Dead).
+	Origin owner.Origin `json:"origin,omitzero"`
 }
 
 // String names what was (or is being) converged, by whom and when.

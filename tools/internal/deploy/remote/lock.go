@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/slipway-dev/slipway/tools/internal/owner"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,9 @@ type LockInfo struct {
 	Command  string `json:"command,omitempty"`
 	Time     string `json:"time"` // RFC 3339, the agent's clock
 	Token    string `json:"token"`
+	// Origin proves, from the same machine, that the holder died: its lock
+	// is then taken over at once instead of after the TTL.
+	Origin owner.Origin `json:"origin,omitzero"`
 }
 
 // LockHeldError says who holds the lock; it is returned when --lock-wait expires.
@@ -144,6 +148,13 @@ func (h *Host) AcquireLock(ctx context.Context, info LockInfo, wait, ttl time.Du
 			return &Lock{h: h, token: info.Token}, nil
 		}
 		held := &LockHeldError{Info: st.info, Age: st.age}
+		if st.info.Origin.Dead() {
+			h.logf("warning: taking over the deploy lock of a deploy that is gone (%s exited on this machine): %s", st.info.Origin, held.Error())
+			if err := h.breakLock(ctx, st.info.Token); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if ttl > 0 && st.age > ttl {
 			h.logf("warning: taking over a stale deploy lock (%s old, over the %s TTL): %s", st.age, ttl, held.Error())
 			if err := h.breakLock(ctx, st.info.Token); err != nil {

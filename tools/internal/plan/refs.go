@@ -59,7 +59,7 @@ func refReason(err error) string {
 	case errors.Is(err, reference.ErrNameContainsUppercase):
 		return "repository names must be lowercase"
 	case errors.Is(err, reference.ErrNameTooLong):
-		return fmt.Sprintf("repository names are at most %d characters", reference.NameTotalLengthMax)
+		return fmt.Sprintf("repository names are at most %d characters", reference.RepositoryNameTotalLengthMax)
 	case errors.Is(err, reference.ErrReferenceInvalidFormat):
 		return "path components are lowercase letters and digits separated by '.', '_', '__' or '-', " +
 			"after an optional registry host[:port]"

@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/slipway-dev/slipway/tools/internal/owner"
 	"os"
 	"time"
+
+	"github.com/slipway-dev/slipway/tools/internal/owner"
 
 	"github.com/slipway-dev/slipway/tools/internal/deploy/remote"
 	"github.com/slipway-dev/slipway/tools/internal/progress"

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/slipway-dev/slipway/tools/internal/owner"
 	"io"
 	"os"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/slipway-dev/slipway/tools/internal/owner"
 
 	"github.com/slipway-dev/slipway/tools/internal/deploy/remote"
 	"github.com/slipway-dev/slipway/tools/internal/exit"

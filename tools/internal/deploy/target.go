@@ -3,11 +3,12 @@ package deploy
 import (
 	"bufio"
 	"context"
-	"github.com/slipway-dev/slipway/tools/internal/grace"
 	"io"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/slipway-dev/slipway/tools/internal/grace"
 
 	"github.com/slipway-dev/slipway/tools/internal/deploy/remote"
 	"github.com/slipway-dev/slipway/tools/internal/exit"

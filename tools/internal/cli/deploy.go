@@ -78,9 +78,6 @@ func deployCommand() *cli.Command {
 			"changed; 130 cancelled.",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
 			if err := atLeastOne(c, "parallel", "keep"); err != nil {
 				return err
 			}

@@ -42,9 +42,6 @@ func pushCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print the updated manifest as JSON"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return exit.Usagef("push takes no arguments, got %q", c.Args().Slice())
-			}
 			if c.Int("parallel") < 1 {
 				return exit.Usagef("--parallel %d: give 1 or more", c.Int("parallel"))
 			}

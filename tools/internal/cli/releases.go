@@ -19,9 +19,6 @@ func releasesCommand() *cli.Command {
 			"Exit codes: 0 done; 1 a host could not be read; 2 bad usage.",
 		Flags: append(targetFlags(), &cli.BoolFlag{Name: "json", Usage: "print the per-host releases as JSON on stdout"}),
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
 			_, err := deploy.Releases(c.Context, deploy.InfoOptions{Target: targetOptions(c), JSON: c.Bool("json"), Stdout: c.App.Writer, Log: logger()})
 			return err
 		},

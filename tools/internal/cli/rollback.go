@@ -44,9 +44,6 @@ func rollbackCommand() *cli.Command {
 			"4 failed and the host is back where it was; 5 failed and left changed; 130 cancelled.",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
 			if err := atLeastOne(c, "parallel"); err != nil {
 				return err
 			}

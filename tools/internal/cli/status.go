@@ -26,9 +26,6 @@ func statusCommand() *cli.Command {
 			"run slipway rollback --repair.",
 		Flags: append(targetFlags(), &cli.BoolFlag{Name: "json", Usage: "print the per-host status as JSON on stdout"}),
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
 			_, err := deploy.Status(c.Context, deploy.InfoOptions{Target: targetOptions(c), JSON: c.Bool("json"), Stdout: c.App.Writer, Log: logger()})
 			return err
 		},

@@ -23,14 +23,6 @@ func targetFlags() []cli.Flag {
 	}
 }
 
-// noArgs rejects positional arguments: hosts are given with --host.
-func noArgs(c *cli.Context) error {
-	if c.Args().Len() > 0 {
-		return exit.Usagef("%s takes no arguments (got %q): give hosts with --host [user@]host[:port] or --hosts-file FILE", c.Command.Name, c.Args().First())
-	}
-	return nil
-}
-
 // atLeastOne rejects an explicit value below 1 for the named int flags (the
 // deploy package reads 0 as "the default").
 func atLeastOne(c *cli.Context, names ...string) error {

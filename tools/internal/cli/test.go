@@ -3,7 +3,6 @@ package cli
 import (
 	"github.com/urfave/cli/v2"
 
-	"github.com/slipway-dev/slipway/tools/internal/exit"
 	"github.com/slipway-dev/slipway/tools/internal/manifest"
 	"github.com/slipway-dev/slipway/tools/internal/testrun"
 )
@@ -58,9 +57,6 @@ Examples:
 			&cli.StringFlag{Name: "manifest", Value: manifest.DefaultPath, Usage: "release manifest `PATH` written by build ('' for none)"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return exit.Usagef("test takes no arguments, got %q (name test services with --service NAME)", c.Args().First())
-			}
 			opts := testrun.Options{
 				Files:        listFlag(c, "file"),
 				Services:     listFlag(c, "service"),

@@ -19,9 +19,6 @@ func unlockCommand() *cli.Command {
 			"Exit codes: 0 done (also when there was no lock); 1 a host could not be reached; 2 bad usage.",
 		Flags: targetFlags(),
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
 			return deploy.Unlock(c.Context, deploy.InfoOptions{Target: targetOptions(c), Stdout: c.App.Writer, Log: logger()})
 		},
 	}

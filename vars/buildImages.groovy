@@ -25,6 +25,7 @@ def call(Map params = [:]) {
             services                 : [],                     // --service (repeatable): only these; default every service with build:
             manifest                 : 'slipway-release.json', // --manifest: where the release manifest is written
             builder                  : null,                   // --builder: buildkit (default), classic, tcp://HOST:PORT or unix:///PATH of a buildkitd
+            labelRevision            : false,                  // --label-revision: stamp the commit as org.opencontainers.image.revision (new images every commit)
             registryCredentialsId    : null,                   // usernamePassword credential, for private base images
             dockerConfigCredentialsId: null,                   // or a file credential holding a docker config.json
             tool                     : null,                   // path to a slipway binary; default SLIPWAY_BIN, else the pinned release

@@ -128,6 +128,7 @@ class Spec implements Serializable {
                 m.services = p(LIST, '--service')
                 m.manifest = p(STRING, '--manifest', [nonEmpty: true])
                 m.builder = p(STRING, '--builder', [nonEmpty: true])
+                m.labelRevision = p(BOOLEAN, '--label-revision')
                 m.putAll(registryCredentials())
                 m.putAll(tool())
                 break

@@ -25,6 +25,7 @@ class FlagsTest {
                     ['manifest', 'out/release.json', ['--manifest', 'out/release.json']],
                     ['builder', 'classic', ['--builder', 'classic']],
                     ['builder', 'tcp://buildkitd.internal:1234', ['--builder', 'tcp://buildkitd.internal:1234']],
+                    ['labelRevision', true, ['--label-revision']],
                     ['registryCredentialsId', 'registry', []],
                     ['dockerConfigCredentialsId', 'docker-config', []],
                     ['tool', '/opt/slipway/bin/slipway', []],

@@ -29,12 +29,6 @@ import (
 	"github.com/slipway-dev/slipway/tools/internal/regauth"
 )
 
-// LabelSource is the OCI label slipway sets on every image (when the
-// repository has a remote). Per-commit labels (revision, created, version)
-// are not set: they would give every commit a new image ID even when nothing
-// the image is built from changed.
-const LabelSource = "org.opencontainers.image.source"
-
 // DefaultParallel is --parallel's default.
 const DefaultParallel = 2
 
@@ -45,9 +39,11 @@ type Options struct {
 	Parallel int    // builds at a time; 0 means DefaultParallel
 	Manifest string // where to write the manifest; "" means manifest.DefaultPath
 	Builder  string // --builder: "" (the engine's BuildKit), "classic", tcp://..., unix://...
-	Log      *progress.Logger
-	Stdout   io.Writer           // one "service image:tag imageId" line per build; nil discards
-	Getenv   func(string) string // credentials lookup; nil means os.Getenv
+	// LabelRevision stamps org.opencontainers.image.revision=<commit> (--label-revision).
+	LabelRevision bool
+	Log           *progress.Logger
+	Stdout        io.Writer           // one "service image:tag imageId" line per build; nil discards
+	Getenv        func(string) string // credentials lookup; nil means os.Getenv
 }
 
 // Run plans, builds every planned image and writes the manifest with each
@@ -88,6 +84,7 @@ func Run(ctx context.Context, o Options) (*manifest.Manifest, error) {
 		s.ImageID = id
 		m.Services[svc] = s
 	}
+	reportIdentical(o.Log, o.Manifest, m)
 	if err := rebase(m, o.Plan.WorkDir, o.Manifest); err != nil {
 		return nil, err
 	}
@@ -155,6 +152,8 @@ type Config struct {
 	BuildKit BuildKit       // nil: the classic builder
 	Getenv   func(string) string
 	Now      func() time.Time
+	// LabelRevision stamps the commit as org.opencontainers.image.revision.
+	LabelRevision bool
 }
 
 // Images builds p.Builds, at most cfg.Parallel at a time, each only after the
@@ -315,7 +314,7 @@ func buildOne(ctx context.Context, eng Engine, p *plan.Plan, b plan.Build, cfg C
 	if !isRemoteContext(ctxDir) && !filepath.IsAbs(ctxDir) && p.Project != nil {
 		ctxDir = filepath.Join(p.Project.WorkingDir, ctxDir)
 	}
-	lbls := labels(p.Manifest, bc.Labels)
+	lbls := labels(p.Manifest, bc.Labels, cfg.LabelRevision)
 	prep, err := prepareContext(b.Service, ctxDir, bc.Dockerfile, bc.DockerfileInline, bc.Target, lbls)
 	if err != nil {
 		return "", err
@@ -437,19 +436,6 @@ func buildArgs(p *plan.Plan, bc types.BuildConfig) map[string]*string {
 		}
 	}
 	return args
-}
-
-// labels are the compose labels plus the stable OCI source label (a compose
-// label may set it too).
-func labels(m *manifest.Manifest, own types.Labels) map[string]string {
-	l := map[string]string{}
-	if m.Source != "" {
-		l[LabelSource] = m.Source
-	}
-	for k, v := range own {
-		l[k] = v
-	}
-	return l
 }
 
 // cacheRef reads a cache_from entry: a plain image, or BuildKit's
@@ -583,7 +569,7 @@ func buildAll(ctx context.Context, o Options, p *plan.Plan, target buildkit.Targ
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	cfg := Config{Pull: o.Pull, Parallel: o.Parallel, Log: o.Log, Getenv: getenv,
+	cfg := Config{Pull: o.Pull, Parallel: o.Parallel, Log: o.Log, Getenv: getenv, LabelRevision: o.LabelRevision,
 		Auth: regauth.New(regauth.Options{Getenv: o.Getenv, EnvHosts: imageHosts(p)})}
 	if target.Kind == buildkit.Engine && !eng.HasBuildKit(ctx) {
 		o.Log.Warnf("the engine (API %s) has no BuildKit; building with its classic builder", eng.APIVersion(ctx))

@@ -59,7 +59,7 @@ func buildKitOne(ctx context.Context, eng Engine, p *plan.Plan, b plan.Build, cf
 		Inline:     bc.DockerfileInline,
 		Target:     bc.Target,
 		Args:       map[string]string{},
-		Labels:     labels(p.Manifest, bc.Labels),
+		Labels:     labels(p.Manifest, bc.Labels, cfg.LabelRevision),
 		Platform:   platform,
 		Network:    bc.Network,
 		ExtraHosts: bc.ExtraHosts.AsList("="),

@@ -145,26 +145,55 @@ func TestBuildKitServiceContextAndSameID(t *testing.T) {
 	p.Builds = append(p.Builds, app)
 	p.Manifest.Services["app"] = p2.Manifest.Services["app"]
 	bk := connectBuildKit(t, eng, buildkit.Target{Kind: buildkit.Engine})
-	build := func(commit string) map[string]string {
+	build := func(commit string, revision bool) map[string]string {
 		t.Helper()
 		p.Manifest.Commit = commit
 		var out captured
-		ids, err := Images(context.Background(), eng, p, Config{Auth: store, Log: out.logger(), BuildKit: bk, Parallel: 2})
+		ids, err := Images(context.Background(), eng, p, Config{Auth: store, Log: out.logger(), BuildKit: bk, Parallel: 2, LabelRevision: revision})
 		if err != nil {
 			t.Fatalf("%v\n%s", err, out.String())
 		}
 		return ids
 	}
-	first := build(strings.Repeat("a", 40))
-	second := build(strings.Repeat("b", 40))
+	first := build(strings.Repeat("a", 40), false)
+	second := build(strings.Repeat("b", 40), false)
 	for _, svc := range []string{"base", "app"} {
 		if first[svc] == "" || first[svc] != second[svc] {
 			t.Errorf("%s: image IDs %s and %s from identical inputs", svc, first[svc], second[svc])
 		}
 	}
+	// --label-revision stamps the commit: every commit gives new images.
+	third := build(strings.Repeat("c", 40), true)
+	if third["base"] == first["base"] {
+		t.Errorf("base: --label-revision gave the same image ID %s as a build without it", third["base"])
+	}
+	if got := imageLabels(t, third["base"])[LabelRevision]; got != strings.Repeat("c", 40) {
+		t.Errorf("base: label %s = %q, want the commit", LabelRevision, got)
+	}
 	if !strings.Contains(imageHistory(t, first["app"]), "from-service-ok") {
 		t.Error("app was not built from base's image")
 	}
+}
+
+// imageLabels are the image's config labels.
+func imageLabels(t *testing.T, id string) map[string]string {
+	t.Helper()
+	c, base, err := testenv.EngineClient("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Get(base + "/images/" + id + "/json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Config struct{ Labels map[string]string }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v.Config.Labels
 }
 
 // imageHistory is the image's history (created_by lines) as JSON text.

@@ -16,13 +16,15 @@ func buildCommand() *cli.Command {
 		&cli.StringFlag{Name: "manifest", Value: manifest.DefaultPath, Usage: "write the release manifest to `OUT`"},
 		&cli.StringFlag{Name: "builder", Value: "buildkit", EnvVars: []string{"SLIPWAY_BUILDER"},
 			Usage: "build with `B`: buildkit (the engine's BuildKit), classic (the engine's classic builder), or a standalone buildkitd at tcp://HOST:PORT or unix:///PATH"},
+		&cli.BoolFlag{Name: "label-revision",
+			Usage: "stamp the commit into every image as org.opencontainers.image.revision; this makes every image new per commit (unchanged services get new digests, and deploys restart them)"},
 	)
 	return &cli.Command{
 		Name:  "build",
 		Usage: "build every service with a build: section, tagged from git, and write the release manifest",
 		UsageText: "slipway build [-f FILE]... [-p NAME] [--project-directory DIR] [--env-file FILE]... [--profile P]...\n" +
 			"              [--registry PREFIX] [--tag TEMPLATE]... [--allow-dirty] [--service S]...\n" +
-			"              [--pull] [--parallel N] [--manifest OUT] [--builder B]",
+			"              [--pull] [--parallel N] [--manifest OUT] [--builder B] [--label-revision]",
 		Description: "build plans like `slipway plan`, then builds each image with BuildKit: by default the\n" +
 			"engine's embedded BuildKit through the Engine API (no buildx needed), or a standalone\n" +
 			"buildkitd (--builder tcp://HOST:PORT or unix:///PATH; the image is then loaded into the\n" +
@@ -36,7 +38,10 @@ func buildCommand() *cli.Command {
 			"one platform (build.platforms, the service's platform:, or DOCKER_DEFAULT_PLATFORM),\n" +
 			"network (default, host, none), extra_hosts, shm_size, ulimits; a key that cannot be\n" +
 			"honoured is an error naming the service. Images carry no per-commit labels (only\n" +
-			"org.opencontainers.image.source), so identical inputs give the same image ID. --pull\n" +
+			"org.opencontainers.image.source), so identical inputs give the same image ID; the log\n" +
+			"says which images came out identical to the previous build's manifest (those keep their\n" +
+			"digest, and deploys leave their containers alone). --label-revision adds the commit as\n" +
+			"org.opencontainers.image.revision, at the price of new images every commit. --pull\n" +
 			"has the engine pull the FROM images first. Up to --parallel builds run at once; an\n" +
 			"image built FROM another service's image (depends_on or additional_contexts) waits for\n" +
 			"it. Output is plain BuildKit progress, line by line as [service] ...; a failed build\n" +
@@ -64,13 +69,14 @@ func buildCommand() *cli.Command {
 				return exit.Usagef("--parallel %d: give 1 or more", c.Int("parallel"))
 			}
 			_, err = build.Run(c.Context, build.Options{
-				Plan:     opts,
-				Pull:     c.Bool("pull"),
-				Parallel: c.Int("parallel"),
-				Manifest: c.String("manifest"),
-				Builder:  c.String("builder"),
-				Log:      logger(),
-				Stdout:   c.App.Writer,
+				Plan:          opts,
+				Pull:          c.Bool("pull"),
+				Parallel:      c.Int("parallel"),
+				Manifest:      c.String("manifest"),
+				Builder:       c.String("builder"),
+				LabelRevision: c.Bool("label-revision"),
+				Log:           logger(),
+				Stdout:        c.App.Writer,
 			})
 			return err
 		},

@@ -365,7 +365,16 @@ func (r *runner) build(ctx context.Context) error {
 	if len(builds) > 0 {
 		t := time.Now()
 		r.log.Printf("building test-only images: %s", strings.Join(builds, ", "))
-		if err := r.compose.Run(ctx, r.cp, append([]string{"build"}, builds...)...); err != nil {
+		err := r.compose.Run(ctx, r.cp, append([]string{"build"}, builds...)...)
+		if err != nil && ctx.Err() == nil && strings.Contains(err.Error(), "unable to find image") {
+			// Another run of the same project on this engine removed its
+			// identical test image at teardown, and with it the cached layers
+			// this classic build was using (seen with concurrent Jenkins runs).
+			// A second build makes the layers again.
+			r.log.Warnf("building test-only images: a cached layer vanished mid-build (another run's teardown); building again")
+			err = r.compose.Run(ctx, r.cp, append([]string{"build"}, builds...)...)
+		}
+		if err != nil {
 			return fmt.Errorf("building test-only services: %w", err)
 		}
 		r.log.Done("building test-only images", t)

@@ -5,11 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math/big"
 	"net/http"
 	"os"
 	"os/exec"
@@ -210,22 +207,6 @@ func tarGz(t *testing.T, content []byte) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
-}
-
-func randInt(n int64) int {
-	v, err := rand.Int(rand.Reader, big.NewInt(n))
-	if err != nil {
-		panic(err)
-	}
-	return int(v.Int64())
 }
 
 func errOr(err error) string {

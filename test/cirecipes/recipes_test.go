@@ -138,7 +138,7 @@ type world struct {
 // files the runs leave (workspaces, homes, temps, artifacts).
 func TestRecipes(t *testing.T) {
 	svc := svcstate.Require(t)
-	w := &world{svc: svc, tg: svc.Target("t1"), root: svcstate.RepoRoot(t), id: randHex(3), outputs: map[string][]byte{}, mu: make(chan struct{}, 1)}
+	w := &world{svc: svc, tg: svc.Target("t1"), root: svcstate.RepoRoot(t), id: svcstate.RandHex(3), outputs: map[string][]byte{}, mu: make(chan struct{}, 1)}
 	w.pin = readPin(t, w.root)
 	ctx, cancel := context.WithTimeout(context.Background(), 35*time.Minute)
 	defer cancel()
@@ -175,7 +175,7 @@ func TestRecipes(t *testing.T) {
 	w.badURL = srv.URL + "/tampered/v{version}/{archive}"
 
 	w.regUser = "slwci-" + w.id
-	w.regPW = "Pw%" + randHex(10) + "$(id)`x'"
+	w.regPW = "Pw%" + svcstate.RandHex(10) + "$(id)`x'"
 	keyData, err := os.ReadFile(w.tg.KeyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -191,14 +191,14 @@ func TestRecipes(t *testing.T) {
 		t.Fatalf("ssh-keygen -lf %s: %v: %s", w.tg.KnownHosts, err, fp)
 	}
 	w.hostKey = strings.Fields(string(fp))[1]
-	w.appSecret = "app-" + randHex(16)
-	canary := "canary-" + randHex(16)
+	w.appSecret = "app-" + svcstate.RandHex(16)
+	canary := "canary-" + svcstate.RandHex(16)
 	w.ns = append(w.ns, needlesOf("registry password", w.regPW,
 		map[string]string{"base64 user:password": base64.StdEncoding.EncodeToString([]byte(w.regUser + ":" + w.regPW))})...)
 	w.ns = append(w.ns, needlesOf("deploy key", strings.TrimSpace(w.key), nil)...)
 	w.ns = append(w.ns, needlesOf("app secret", w.appSecret, nil)...)
 	w.ns = append(w.ns, needlesOf("canary", canary, nil)...)
-	w.portBase = 29000 + randInt(900)
+	w.portBase = 29000 + svcstate.RandInt(900)
 	svc.AddRegistryUser(t, w.regUser, w.regPW)
 
 	sampler := startArgvSampler(w.ns)

@@ -3,14 +3,11 @@ package secrets
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slipway-dev/slipway/test/internal/svcstate"
 )
 
 // run is one command of the pipeline, with its captured output.
@@ -250,11 +249,11 @@ func setupLeakRun(t *testing.T, tag string) *leakRun {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	t.Cleanup(cancel)
 	r.ctx = ctx
-	id := tag + randHex(4)
+	id := tag + svcstate.RandHex(4)
 	r.project = "slwsec" + id
 	r.prefix = r.svc.Registry + "/slwsec-" + id
 	r.regUser = "slwsec-" + id
-	r.port = 28000 + randInt(1000)
+	r.port = 28000 + svcstate.RandInt(1000)
 	r.deployDir = r.tg.Dir + "/slwsec-" + id
 
 	r.regPW = newSecret("registry password", "reg")
@@ -685,22 +684,6 @@ func readFrom(path string, off int64) ([]byte, error) {
 		return nil, err
 	}
 	return io.ReadAll(io.LimitReader(f, maxScanSize))
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
-}
-
-func randInt(n int64) int {
-	v, err := rand.Int(rand.Reader, big.NewInt(n))
-	if err != nil {
-		panic(err)
-	}
-	return int(v.Int64())
 }
 
 func errOrOK(err error) string {

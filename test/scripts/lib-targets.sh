@@ -128,11 +128,37 @@ ensure_host_keys() {
   chmod 0600 "$dir"/ssh_host_*_key
   : >"$dir/known_hosts.tmp"
   for t in ed25519 ecdsa rsa; do
-    awk -v h="$ip" '{print h, $1, $2}' "$dir/ssh_host_${t}_key.pub" >>"$dir/known_hosts.tmp"
+    awk -v h="$ip" -v p1="$PORT_NO_FORWARDING" -v p2="$PORT_BARE" \
+      '{print h, $1, $2; print "[" h "]:" p1, $1, $2; print "[" h "]:" p2, $1, $2}' \
+      "$dir/ssh_host_${t}_key.pub" >>"$dir/known_hosts.tmp"
   done
   mv "$dir/known_hosts.tmp" "$dir/known_hosts"
   cp "$SSH_DIR/id_ed25519.pub" "$dir/authorized_keys"
   chmod 0644 "$dir/known_hosts" "$dir/authorized_keys"
+}
+
+# Extra sshd ports of every target (see write_sshd_config).
+PORT_NO_FORWARDING=2222
+PORT_BARE=2223
+
+bare_bin() { printf '%s/bare-bin' "$STATE"; }
+
+# ensure_bare_bin: a PATH directory with the system's commands except the
+# docker CLI and Compose, for the targets' "Engine and sshd only" port.
+ensure_bare_bin() {
+  local dir f n
+  dir=$(bare_bin)
+  rm -rf "$dir.tmp"
+  mkdir -p "$dir.tmp"
+  for f in /usr/local/sbin/* /usr/local/bin/* /usr/sbin/* /usr/bin/*; do
+    [ -x "$f" ] || continue
+    n=${f##*/}
+    case $n in docker | docker-compose | docker-init | docker-proxy | dockerd | dockerd-rootless*) continue ;; esac
+    [ -e "$dir.tmp/$n" ] || ln -s "$f" "$dir.tmp/$n"
+  done
+  rm -rf "$dir"
+  mv "$dir.tmp" "$dir"
+  chmod 0755 "$dir"
 }
 
 write_sshd_config() {
@@ -149,6 +175,8 @@ write_sshd_config() {
     cat <<EOF
 # sshd for slipway test target $name (written by test/scripts/services.sh)
 Port 22
+Port $PORT_NO_FORWARDING
+Port $PORT_BARE
 ListenAddress $ip
 HostKey $dir/ssh_host_ed25519_key
 HostKey $dir/ssh_host_ecdsa_key
@@ -170,6 +198,14 @@ MaxStartups 100:30:200
 MaxSessions 50
 UseDNS no
 LogLevel VERBOSE
+# Port $PORT_NO_FORWARDING: stream-local forwarding forbidden, so slipway must
+# reach the engine through \`docker system dial-stdio\`.
+Match LocalPort $PORT_NO_FORWARDING
+  AllowStreamLocalForwarding no
+# Port $PORT_BARE: a server with only Docker Engine and sshd: no docker CLI,
+# no Compose on PATH.
+Match LocalPort $PORT_BARE
+  SetEnv PATH=$(bare_bin) DOCKER_HOST=unix://$(target_sock "$name")
 EOF
   )
   if [ ! -f "$dir/sshd_config" ] || [ "$(cat "$dir/sshd_config")" != "$want" ]; then

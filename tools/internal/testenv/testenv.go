@@ -44,15 +44,17 @@ type Env struct {
 
 // Target is one SSH host with its own Docker Engine.
 type Target struct {
-	Name       string // "t1"
-	Host       string // "10.213.0.11"
-	Port       int    // 22
-	User       string // "deploy"
-	KeyFile    string // private key for User (unencrypted)
-	KnownHosts string // known_hosts file holding this target's host keys
-	DockerHost string // "unix:///.../t1/docker.sock": the target's own engine, usable from the agent
-	Dir        string // a directory User may deploy into
-	Compose    string // "v1" (docker-compose) or "v2" (the docker compose plugin)
+	Name             string // "t1"
+	Host             string // "10.213.0.11"
+	Port             int    // 22
+	PortNoForwarding int    // the same sshd, stream-local forwarding forbidden
+	PortBare         int    // the same sshd, a PATH without the docker CLI and Compose
+	User             string // "deploy"
+	KeyFile          string // private key for User (unencrypted)
+	KnownHosts       string // known_hosts file holding this target's host keys
+	DockerHost       string // "unix:///.../t1/docker.sock": the target's own engine, usable from the agent
+	Dir              string // a directory User may deploy into
+	Compose          string // "v1" (docker-compose) or "v2" (the docker compose plugin)
 }
 
 const hint = "start them with `make services` (test/scripts/services.sh up, as root)"

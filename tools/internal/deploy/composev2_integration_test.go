@@ -133,6 +133,10 @@ func TestComposeV2Deploy(t *testing.T) {
 		if f.Compose != remote.ComposeV2 || f.ComposeVer != testenv.ComposeV2Version {
 			t.Errorf("probe of %s: compose %q %q, want v2 %s", tg.Name, f.Compose, f.ComposeVer, testenv.ComposeV2Version)
 		}
+		// The targets' sshd sets DOCKER_HOST to the target's own engine.
+		if want := strings.TrimPrefix(tg.DockerHost, "unix://"); f.EngineSocket != want {
+			t.Errorf("probe of %s: engine socket %q, want %q (its DOCKER_HOST)", tg.Name, f.EngineSocket, want)
+		}
 	})
 
 	t.Run("dry run plans docker compose", func(t *testing.T) {

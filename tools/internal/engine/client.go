@@ -31,3 +31,7 @@ func New(ctx context.Context) (*Client, error) {
 
 // Close releases the connection.
 func (c *Client) Close() error { return c.api.Close() }
+
+// API is the SDK client, for the one package that drives the engine through
+// a library of its own (Compose's).
+func (c *Client) API() client.APIClient { return c.api }

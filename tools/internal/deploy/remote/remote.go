@@ -62,7 +62,10 @@ type Facts struct {
 	DockerVersion string      // engine version
 	Compose       ComposeKind // "" when neither flavour exists
 	ComposeVer    string      // v2 only (v1's version costs a Python start-up)
-	Current       string      // commit `current` points to, "" if none
+	// EngineSocket is the engine's socket as the SSH user's docker CLI would
+	// use it: DOCKER_HOST's when that is unix://, else the default.
+	EngineSocket string
+	Current      string // commit `current` points to, "" if none
 	// Project is the compose project the current release runs under, from
 	// its release.json; "" when there is no current release (or it has none).
 	Project string
@@ -203,6 +206,7 @@ else
   p=$d; while [ ! -e "$p" ]; do p=$(dirname "$p"); done
   [ -d "$p" ] && [ -w "$p" ] && echo writable=1
 fi
+echo "dockerhost=${DOCKER_HOST:-}"
 if command -v docker >/dev/null 2>&1; then
   if v=$(docker version --format '{{.Server.Version}}' 2>&1); then echo "docker=$v"
   else echo "dockererr=$(printf '%s' "$v" | tr '\n' ' ')"; fi
@@ -235,6 +239,8 @@ exit 0
 			f.DirExists = true
 		case "writable":
 			f.Writable = true
+		case "dockerhost":
+			f.EngineSocket = engineSocket(strings.TrimSpace(v))
 		case "docker":
 			f.DockerVersion = strings.TrimSpace(v)
 		case "dockererr":
@@ -263,6 +269,16 @@ exit 0
 		return f, fmt.Errorf("%w: install the Compose plugin (`docker compose`, preferred) or docker-compose v1 on the server", ErrNoCompose)
 	}
 	return f, nil
+}
+
+// engineSocket is the socket path of a server's DOCKER_HOST value; a
+// non-unix DOCKER_HOST (tcp://) is not reachable through the SSH
+// connection's stream-local channels, so the default socket is tried.
+func engineSocket(dockerHost string) string {
+	if p, ok := strings.CutPrefix(dockerHost, "unix://"); ok && p != "" {
+		return p
+	}
+	return "/var/run/docker.sock"
 }
 
 // releaseName turns a `current` link target (releases/<commit>, maybe

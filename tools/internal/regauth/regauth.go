@@ -111,11 +111,6 @@ func New(o Options) *Store {
 	return s
 }
 
-// EnvSet reports whether both slipway credential variables are set.
-func (s *Store) EnvSet() bool {
-	return s.getenv(EnvUser) != "" && s.getenv(EnvPassword) != ""
-}
-
 // ForRef returns the credentials for the registry of an image reference.
 func (s *Store) ForRef(ref string) (Auth, error) {
 	host, err := HostOf(ref)

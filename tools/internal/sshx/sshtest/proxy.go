@@ -15,12 +15,11 @@ type Proxy struct {
 	target string
 	l      net.Listener
 
-	mu       sync.Mutex
-	frozen   bool
-	thaw     chan struct{} // closed on Thaw
-	conns    []net.Conn
-	accepted int
-	closed   bool
+	mu     sync.Mutex
+	frozen bool
+	thaw   chan struct{} // closed on Thaw
+	conns  []net.Conn
+	closed bool
 }
 
 // NewProxy listens on 127.0.0.1 and forwards to target until the test ends.
@@ -54,7 +53,6 @@ func (p *Proxy) serve() {
 			up.Close()
 			return
 		}
-		p.accepted++
 		p.conns = append(p.conns, c, up)
 		p.mu.Unlock()
 		go p.pipe(up, c)
@@ -122,13 +120,6 @@ func (p *Proxy) Cut() {
 	for _, c := range conns {
 		c.Close()
 	}
-}
-
-// Accepted is the number of connections made through the proxy.
-func (p *Proxy) Accepted() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.accepted
 }
 
 // Close stops the proxy and cuts every connection.

@@ -298,9 +298,6 @@ func (s *Server) kill() {
 // would: open connections drop.
 func (s *Server) Stop() { s.stop.Do(s.kill) }
 
-// PID is the listening sshd's process id.
-func (s *Server) PID() int { return s.cmd.Process.Pid }
-
 // Log is what sshd wrote so far (LogLevel VERBOSE).
 func (s *Server) Log() string {
 	b, _ := os.ReadFile(s.logPath)

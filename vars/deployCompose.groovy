@@ -4,7 +4,7 @@ import slipway.Runner
 /**
  * deployCompose: deploys the pushed release (the digest-pinned compose file) to servers over
  * SSH (`slipway deploy`): lock, upload, pull, converge, health gate, switch, prune; rolls back
- * on failure. Returns [exitCode, status, release, hosts (host -> result), report (the binary's --json),
+ * on failure. Returns [exitCode, status, release, hosts (host -> result), report (the binary's --json), reportArtifact,
  * message, rolledBack]; with failOnError: false a failed deploy returns it too (exit 4: rolled back, 5: hosts left changed).
  * Every parameter, with an example: vars/deployCompose.txt.
  */

@@ -4,7 +4,7 @@ import slipway.Runner
 /**
  * rollbackCompose: puts servers back on an earlier release (`slipway rollback`): the previous
  * one, or the commit given as `to`. Made for the "roll back" button of a parameterized job.
- * Returns [exitCode, status, release, hosts (host -> result), report (the binary's --json),
+ * Returns [exitCode, status, release, hosts (host -> result), report (the binary's --json), reportArtifact,
  * message, rolledBack]; with failOnError: false a failed rollback returns it too.
  * Every parameter, with an example: vars/rollbackCompose.txt.
  */

@@ -81,7 +81,10 @@ class Cli implements Serializable {
     /**
      * The script for one run of the binary. o: bin (path), words (from argv), runDir,
      * dockerConfig (bind DOCKER_CONFIG to the file credential), showStdout (print stdout after
-     * the run; off for --json commands whose stdout the step parses).
+     * the run; off for --json commands whose stdout the step parses), mask (names of the
+     * variables withCredentials bound to secret values: the tail of stderr and the --json stdout
+     * the step reads back are saved with those values replaced by ****, because the step
+     * repeats them after the block has closed, where Jenkins no longer masks them).
      * Runs under Jenkins' `sh -xe`: tracing and errexit are turned off first, so the binary's
      * exit code is captured instead of aborting the script.
      */
@@ -109,12 +112,73 @@ class Cli implements Serializable {
         if (o.showStdout) {
             lines.add('cat "$run/stdout"')
         }
-        lines.add('tail -n 40 "$run/stderr" >"$run/stderr.tail" 2>/dev/null; rm -f "$run/stderr" "$run/rc"')
+        List mask = (List) (o.mask ?: [])
+        if (mask) {
+            lines.add(maskFunction(mask))
+            lines.add('tail -n 40 "$run/stderr" 2>/dev/null | slipway_mask >"$run/stderr.tail"; rm -f "$run/stderr" "$run/rc"')
+            if (!o.showStdout) {
+                lines.add('slipway_mask <"$run/stdout" >"$run/stdout.masked"; mv -f "$run/stdout.masked" "$run/stdout"')
+            }
+        } else {
+            lines.add('tail -n 40 "$run/stderr" >"$run/stderr.tail" 2>/dev/null; rm -f "$run/stderr" "$run/rc"')
+        }
         if (o.dockerConfig) {
             lines.add('rm -rf "$run/docker-config"')
         }
         lines.add('exit "$rc"')
         return lines.join('\n') + '\n'
+    }
+
+    /**
+     * The awk program behind slipway_mask: replaces, line by line, every value of the variables
+     * named in `names` (and each line of a multi-line value), raw and as Go's JSON encoder
+     * escapes it, with ****, longest first. Values are read from ENVIRON: they never enter the
+     * script's text or Groovy. No single quote in it: it is quoted as one shell word.
+     */
+    static final String MASK_AWK = '''
+function esc(s,   o, i, c) {
+  o = ""
+  for (i = 1; i <= length(s); i++) {
+    c = substr(s, i, 1)
+    if (c == "\\\\") c = "\\\\\\\\"; else if (c == "\\"") c = "\\\\\\""; else if (c == "\\n") c = "\\\\n"
+    else if (c == "\\t") c = "\\\\t"; else if (c == "\\r") c = "\\\\r"; else if (c == "<") c = "\\\\u003c"
+    else if (c == ">") c = "\\\\u003e"; else if (c == "&") c = "\\\\u0026"
+    o = o c
+  }
+  return o
+}
+function add(s) { if (s != "" && !(s in seen)) { seen[s] = 1; m[++k] = s } }
+BEGIN {
+  k = 0; n = split(names, v, " ")
+  for (i = 1; i <= n; i++) {
+    s = ENVIRON[v[i]]
+    if (s == "") continue
+    add(s); add(esc(s))
+    p = split(s, part, "\\n")
+    for (j = 1; p > 1 && j <= p; j++) { add(part[j]); add(esc(part[j])) }
+  }
+  for (i = 2; i <= k; i++) { t = m[i]; for (j = i - 1; j >= 1 && length(m[j]) < length(t); j--) m[j + 1] = m[j]; m[j + 1] = t }
+}
+{
+  line = $0
+  for (i = 1; i <= k; i++) {
+    out = ""
+    while ((p = index(line, m[i])) > 0) { out = out substr(line, 1, p - 1) "****"; line = substr(line, p + length(m[i])) }
+    line = out line
+  }
+  print line
+}
+'''
+
+    /** The shell function slipway_mask (a filter, stdin to stdout) over the variables named. */
+    @NonCPS
+    static String maskFunction(List names) {
+        List<String> checked = []
+        for (Object n : names) {
+            Shell.env(n.toString()) // throws unless a variable name
+            checked.add(n.toString())
+        }
+        return 'slipway_mask() { awk -v names=' + Shell.quote(checked.join(' ')) + ' ' + Shell.quote(MASK_AWK.trim()) + '; }'
     }
 
     /** A name part no other run of this build shares (parallel branches run steps at once). */

@@ -33,4 +33,24 @@ class Credentials implements Serializable {
         }
         return out
     }
+
+    /**
+     * The variables of the bindings whose values Jenkins masks in the console: passwords,
+     * passphrases and secret files' paths. The run script masks them too in what the step reads
+     * back and repeats after the block closes (Cli.script). Usernames are left as they are, as
+     * Jenkins shows them unless the credential says otherwise; they are part of user@host.
+     */
+    @NonCPS
+    static List<String> secretVariables(Map values) {
+        List<String> out = []
+        for (Object o : bindings(values)) {
+            Map args = (Map) ((Map) o).args
+            for (String k : ['passwordVariable', 'passphraseVariable', 'keyFileVariable', 'variable']) {
+                if (args[k]) {
+                    out.add((String) args[k])
+                }
+            }
+        }
+        return out
+    }
 }

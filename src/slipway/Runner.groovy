@@ -28,13 +28,17 @@ class Runner implements Serializable {
 
     /**
      * Runs the step's command. Returns [status: exit code, errorLine: the binary's last error
-     * line, stdout: its stdout (for --json commands, else null), runDir].
+     * line, stdout: its stdout (for --json commands, else null), runDir, report: the name the
+     * --json stdout was archived under (else null)]. What the binary said comes back with the
+     * bound secrets masked (Cli.script), since the step repeats it after withCredentials.
      */
     Map run(Map values) {
         String bin = new Binary(steps, step).obtain((String) values.tool)
-        String runDir = nextRunDir()
+        String id = Cli.unique()
+        String runDir = runDir(id)
         String script = Cli.script(bin: bin, words: Cli.argv(step, values), runDir: runDir,
-                dockerConfig: Params.isSet(values.dockerConfigCredentialsId), showStdout: !Spec.json(step))
+                dockerConfig: Params.isSet(values.dockerConfigCredentialsId), showStdout: !Spec.json(step),
+                mask: Credentials.secretVariables(values))
         List bindings = bindings(values)
         int status
         if (bindings.isEmpty()) {
@@ -46,12 +50,35 @@ class Runner implements Serializable {
         }
         String tail = steps.fileExists("${runDir}/stderr.tail") ? steps.readFile("${runDir}/stderr.tail") : ''
         String stdout = null
-        if (Spec.json(step) && steps.fileExists("${runDir}/stdout")) {
-            stdout = steps.readFile("${runDir}/stdout")
+        String report = null
+        try {
+            if (Spec.json(step) && steps.fileExists("${runDir}/stdout")) {
+                stdout = steps.readFile("${runDir}/stdout")
+            }
+            if (stdout) {
+                report = archiveReport(runDir, id, stdout)
+            }
+        } finally {
+            // Raw output copies do not outlive the run (they would pile up in @tmp across builds).
+            steps.sh(label: 'slipway: clean up', script: "set +x\nrm -rf ${Shell.quote(runDir)}\n")
         }
-        // Raw output copies do not outlive the run (they would pile up in @tmp across builds).
-        steps.sh(label: 'slipway: clean up', script: "set +x\nrm -rf ${Shell.quote(runDir)}\n")
-        return [status: status, errorLine: Cli.lastError(tail) + Cli.advice(tail, values), stdout: stdout, runDir: runDir]
+        return [status: status, errorLine: Cli.lastError(tail) + Cli.advice(tail, values), stdout: stdout, runDir: runDir, report: report]
+    }
+
+    /**
+     * Archives the --json report whatever the exit code, under a name of this run's own
+     * (slipway-deploy-report-<id>.json): parallel deploys in one directory neither overwrite
+     * each other's file nor each other's artifact. The copy is written in the run's directory
+     * under <workspace>@tmp, not the workspace (where a branch's stash or archiveArtifacts '**'
+     * could sweep it up), and goes with it.
+     */
+    String archiveReport(String runDir, String id, String stdout) {
+        String name = "slipway-${Spec.command(step)}-report-${id}.json".toString()
+        steps.dir(runDir) {
+            steps.writeFile(file: name, text: stdout)
+            steps.archiveArtifacts(artifacts: name, allowEmptyArchive: true)
+        }
+        return name
     }
 
     /**
@@ -102,23 +129,19 @@ class Runner implements Serializable {
     }
 
     /**
-     * The end of deployCompose/rollbackCompose: the --json report archived whatever the exit
-     * code, the build description told which outcome it was (4: rolled back, safe; 5: hosts
-     * left changed), then the result Map, or the build stopped when failOnError.
+     * The end of deployCompose/rollbackCompose (run() archived the --json report): the build
+     * description told which outcome it was (4: rolled back, safe; 5: hosts left changed),
+     * then the result Map, or the build stopped when failOnError.
      */
     Map outcome(Map values, Map res) {
         int status = (int) res.status
         Object report = Results.parseOrNull((String) res.stdout)
-        if (res.stdout) {
-            String file = "slipway-${Spec.command(step)}-report.json"
-            steps.writeFile(file: file, text: (String) res.stdout)
-            steps.archiveArtifacts(artifacts: file, allowEmptyArchive: true)
-        }
         String message = status == 0 ? '' : Cli.failure(step, status, (String) res.errorLine)
         String old = steps.currentBuild.description
         String line = Results.describe(step, status, report)
         steps.currentBuild.description = old ? "${old}\n${line}".toString() : line
         Map out = Results.outcome(status, report, message)
+        out.reportArtifact = res.report
         if (status != 0) {
             if (values.failOnError) {
                 steps.error(message)
@@ -155,9 +178,9 @@ class Runner implements Serializable {
         return out
     }
 
-    /** A fresh directory per run under <workspace>@tmp: unique, so parallel branches never share one. */
-    String nextRunDir() {
-        return "${Binary.stateDir(steps)}/slipway/runs/${Spec.command(step)}-${Cli.unique()}".toString()
+    /** A fresh directory per run under <workspace>@tmp (id from Cli.unique()): parallel branches never share one. */
+    String runDir(String id) {
+        return "${Binary.stateDir(steps)}/slipway/runs/${Spec.command(step)}-${id}".toString()
     }
 
     String label() {

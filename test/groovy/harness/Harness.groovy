@@ -13,8 +13,9 @@ import java.nio.file.attribute.PosixFilePermission
  *              withEnv/withCredentials; files, stashes, archives and JUnit reports are real.
  *
  * In both modes withCredentials binds credentials from the harness's store into environment
- * variables (secret files written under <workspace>@tmp/secretFiles, deleted afterwards) and
- * the log masks the bound secret values, as Jenkins does.
+ * variables (secret files written under <workspace>@tmp/secretFiles, deleted afterwards) and,
+ * as Jenkins does, the log masks the bound secret values and secret files' paths only while
+ * the block runs: what a step prints after the block closes is shown as it is.
  */
 class Harness {
     static enum Mode { RECORDING, EXECUTING }
@@ -61,7 +62,10 @@ class Harness {
     final Build build = new Build()
     final Map params = new LinkedHashMap()
     final Map<String, Map> credentials = new LinkedHashMap<String, Map>()
+    // Masked for the whole build (declarative environment credentials()).
     final Set<String> secrets = new LinkedHashSet<String>()
+    // Masked while a withCredentials block that bound them runs (one entry per binding).
+    final List<String> boundSecrets = Collections.synchronizedList(new ArrayList<String>())
     final EnvVars envVars = new EnvVars(this)
     final List<String> libraryRefs = []
     final StringBuffer logText = new StringBuffer()
@@ -368,9 +372,13 @@ class Harness {
     }
 
     void addSecret(String s) {
-        if (s != null && s.length() >= 3 && !s.contains('\n')) {
+        if (maskable(s)) {
             secrets.add(s)
         }
+    }
+
+    private static boolean maskable(String s) {
+        return s != null && s.length() >= 3 && !s.contains('\n')
     }
 
     // ---------------------------------------------------------------- environment
@@ -447,8 +455,12 @@ class Harness {
     }
 
     String mask(String s) {
+        List<String> all = new ArrayList<String>(secrets)
+        synchronized (boundSecrets) {
+            all.addAll(boundSecrets)
+        }
         String m = s
-        for (String secret : secrets) {
+        for (String secret : all) {
             m = m.replace(secret, '****')
         }
         return m
@@ -638,6 +650,7 @@ class Harness {
         Call c = record('withCredentials', [bindings] as Object[])
         Map<String, String> vars = new LinkedHashMap<String, String>()
         List<String> files = []
+        List<String> masked = []
         try {
             for (Object o : bindings) {
                 Map b = (Map) o
@@ -648,24 +661,26 @@ class Harness {
                         vars[(String) b.usernameVariable] = (String) cred.username
                         vars[(String) b.passwordVariable] = (String) cred.password
                         // The username is shown, as Jenkins does unless the credential marks it secret.
-                        addSecret((String) cred.password)
+                        masked.add((String) cred.password)
                         break
                     case 'string':
                         vars[(String) b.variable] = (String) cred.secret
-                        addSecret((String) cred.secret)
+                        masked.add((String) cred.secret)
                         break
                     case 'file':
                         String path = secretFile((String) (cred.fileName ?: b.credentialsId), contentOf(cred, 'content', 'path'))
                         files.add(path)
+                        masked.add(path) // Jenkins masks a secret file's path
                         vars[(String) b.variable] = path
                         break
                     case 'sshUserPrivateKey':
                         String key = secretFile('private_key.key', contentOf(cred, 'privateKey', 'privateKeyFile'))
                         files.add(key)
+                        masked.add(key)
                         vars[(String) b.keyFileVariable] = key
                         if (b.passphraseVariable) {
                             vars[(String) b.passphraseVariable] = (String) (cred.passphrase ?: '')
-                            addSecret((String) cred.passphrase)
+                            masked.add((String) cred.passphrase)
                         }
                         if (b.usernameVariable) {
                             vars[(String) b.usernameVariable] = (String) (cred.username ?: '')
@@ -676,7 +691,17 @@ class Harness {
                 }
             }
             c.extra.variables = new ArrayList<String>(vars.keySet())
-            return withEnvOverlay(vars, body)
+            masked = masked.findAll { maskable(it) }
+            boundSecrets.addAll(masked)
+            try {
+                return withEnvOverlay(vars, body)
+            } finally {
+                synchronized (boundSecrets) {
+                    for (String m : masked) {
+                        boundSecrets.remove(m) // one occurrence: a nested or parallel block may bind it too
+                    }
+                }
+            }
         } finally {
             for (String f : files) {
                 if (mode == Mode.EXECUTING) {

@@ -108,6 +108,78 @@ class ExecutingTest {
         assert lines.contains('slipway: error: app1: web unhealthy after 2m; rolled back to 1111111')
     }
 
+    // ------------------------------------------------------------- masking and the report file
+
+    /** A password with the characters JSON and Go's encoder escape: \ " < > & */
+    static final String JSON_PASSWORD = 'S3cr3t-"q"-<a>&b\\c-9Xz'
+
+    /** Every secret of a run in the text, named; [] when none is there. */
+    private List<String> leaked(String text, Map<String, String> secrets) {
+        return secrets.findAll { k, v -> text.contains(v) }.collect { it.key }
+    }
+
+    @Test
+    void whatTheBinarySaysIsMaskedBeforeTheStepRepeatsItAfterTheCredentialsClose() {
+        // The binary puts the registry password, the SSH passphrase and the known_hosts
+        // credential's file path into its error line and into the --json report. The step
+        // repeats them after withCredentials closes (the error, the result Map, the archived
+        // report), where Jenkins masks nothing: the step must have masked them itself.
+        h.credential('registry-json', [type: 'usernamePassword', username: 'ci-user', password: JSON_PASSWORD])
+        h.setGlobalEnv('FAKE_EXIT_DEPLOY', '5')
+        h.setGlobalEnv('FAKE_ERROR', 'app1: login failed with')
+        h.setGlobalEnv('FAKE_ERROR_ENV', 'SLIPWAY_REGISTRY_PASSWORD SLIPWAY_SSH_PASSPHRASE SLIPWAY_KNOWN_HOSTS_FILE')
+        Map args = [tool                   : fake.bin.path, hosts: 'app1', dir: '/srv/app', registryCredentialsId: 'registry-json',
+                    sshCredentialsId       : 'deploy-ssh', knownHostsCredentialsId: 'deploy-known-hosts', failOnError: false]
+        Map r = (Map) h.callStep('deployCompose', args)
+        String knownHosts = fake.env('deploy').SLIPWAY_KNOWN_HOSTS_FILE
+        assert knownHosts.contains('@tmp/secretFiles/')
+        Map<String, String> secrets = [password: JSON_PASSWORD, passphrase: PASSPHRASE, path: knownHosts]
+        assert r.exitCode == 5
+        assert r.message == 'deployCompose: slipway deploy failed (exit 5: deploy failed and hosts are left changed): app1: login failed with **** **** ****'
+        assert r.hosts['deploy@app1'].error == 'app1: login failed with **** **** ****' // usernames stay, as in Jenkins
+        assert leaked(groovy.json.JsonOutput.toJson(r), secrets) == []
+        assert leaked(h.logText.toString(), secrets) == []
+        File[] reports = h.archiveDir.listFiles().findAll { it.name.startsWith('slipway-deploy-report') } as File[]
+        assert reports.length == 1 && reports[0].text.contains('login failed with **** **** ****')
+        assert leaked(reports[0].text, secrets) == []
+
+        // With failOnError (the default) the build stops with the masked line; a password
+        // with a newline is masked line by line.
+        h.setGlobalEnv('FAKE_ERROR_ENV', 'SLIPWAY_REGISTRY_PASSWORD')
+        args.registryCredentialsId = 'registry'
+        args.remove('failOnError')
+        try {
+            h.callStep('deployCompose', args)
+            assert false
+        } catch (PipelineError e) {
+            assert e.message.endsWith('app1: login failed with ****')
+            assert !e.message.contains('p$(touch') && !e.message.contains('line2')
+        }
+    }
+
+    @Test
+    void parallelDeploysInOneDirectoryEachArchiveAndReadTheirOwnReport() {
+        h.setGlobalEnv('FAKE_SLEEP', '1') // the two runs overlap
+        String result = h.run("""
+            def r = parallel(
+                one: { deployCompose(tool: '${fake.bin.path}', hosts: 'app1', dir: '/srv/app') },
+                two: { deployCompose(tool: '${fake.bin.path}', hosts: 'app2', dir: '/srv/app') })
+            echo "one=\${r.one.hosts.keySet()} \${r.one.reportArtifact}"
+            echo "two=\${r.two.hosts.keySet()} \${r.two.reportArtifact}"
+        """)
+        assert result == 'SUCCESS': h.logText
+        assert h.logText.contains('one=[app1] slipway-deploy-report-')
+        assert h.logText.contains('two=[app2] slipway-deploy-report-')
+        List<String> names = h.calls('archiveArtifacts')*.args*.artifacts
+        assert names.size() == 2 && names[0] != names[1]
+        assert names.every { it ==~ /slipway-deploy-report-[0-9a-f]{8}\.json/ }
+        // Each archived report is its own run's, and the workspace keeps no copy.
+        Map<String, String> hostOf = names.collectEntries { [(it): new File(h.archiveDir, it).text] }
+        assert hostOf.values().count { it.contains('"host":"app1"') } == 1
+        assert hostOf.values().count { it.contains('"host":"app2"') } == 1
+        assert !ws.list().any { it.startsWith('slipway-deploy-report') }
+    }
+
     @Test
     void runTestsPublishesRealJUnitFilesAndFailsAfterwards() {
         h.setGlobalEnv('FAKE_EXIT_TEST', '3')

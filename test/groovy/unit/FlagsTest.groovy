@@ -229,7 +229,8 @@ printf '%s\\n' '+ /ws/app@tmp/slipway/9.9.9/linux-amd64/slipway push --manifest 
 { /ws/app@tmp/slipway/9.9.9/linux-amd64/slipway push --manifest slipway-release.json --parallel 2 --pinned slipway-compose.pinned.yml >"$run/stdout"; echo "$?" >"$run/rc"; } 2>&1 | { trap \'\' TERM; exec tee "$run/stderr"; }
 rc=$(cat "$run/rc" 2>/dev/null); [ -n "$rc" ] || rc=1
 cat "$run/stdout"
-tail -n 40 "$run/stderr" >"$run/stderr.tail" 2>/dev/null; rm -f "$run/stderr" "$run/rc"
+''' + slipway.Cli.maskFunction(['SLIPWAY_DOCKER_CONFIG_FILE']) + '''
+tail -n 40 "$run/stderr" 2>/dev/null | slipway_mask >"$run/stderr.tail"; rm -f "$run/stderr" "$run/rc"
 rm -rf "$run/docker-config"
 exit "$rc"
 '''

@@ -139,6 +139,26 @@ class HarnessTest {
     }
 
     @Test
+    void secretsAreMaskedOnlyWhileTheirBlockRunsAndSecretFilePathsToo() {
+        // As in Jenkins: the console filter belongs to the withCredentials block. A step that
+        // prints the binary's output after the block closes prints it unmasked.
+        Harness h = recording()
+        h.credential('tok', [type: 'string', secret: 's3cr3t-value'])
+        h.credential('kh', [type: 'file', fileName: 'known_hosts', content: 'x'])
+        h.run('''
+            def path
+            withCredentials([string(credentialsId: 'tok', variable: 'TOKEN'), file(credentialsId: 'kh', variable: 'KH')]) {
+                path = env.KH
+                echo "inside ${env.TOKEN} ${path}"
+            }
+            echo "after ${path}"
+        ''')
+        assert h.logText.contains('inside **** ****')
+        assert h.logText.contains('after /ws/app@tmp/secretFiles/')
+        assert h.boundSecrets.isEmpty()
+    }
+
+    @Test
     void pipelineRunnerRejectsBadUsage() {
         assert Main.run(['--param', 'novalue', 'Jenkinsfile']) == 2
         assert Main.run([]) == 2

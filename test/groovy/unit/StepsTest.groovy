@@ -277,14 +277,17 @@ class StepsTest {
         assert r.hosts.app1.status == 'left-changed'
         assert r.message == 'rollbackCompose: slipway rollback failed (exit 5: deploy failed and hosts are left changed): app1: rollback failed'
         assert s.h.build.result == null // the caller decides
-        assert s.h.calls('archiveArtifacts')*.args.artifacts == ['slipway-rollback-report.json']
+        assert s.h.calls('archiveArtifacts')*.args.artifacts == [r.reportArtifact]
+        assert r.reportArtifact ==~ /slipway-rollback-report-[0-9a-f]{8}\.json/
+        // Archived from the run's own directory under <workspace>@tmp, which is then removed.
+        assert s.h.calls('archiveArtifacts')[0].cwd ==~ /\/ws\/app@tmp\/slipway\/runs\/rollback-[0-9a-f]{8}/
         assert s.h.build.description == 'rollback of abc to app1 FAILED: hosts LEFT CHANGED, check them now (exit 5)'
         // The default stops the build, and still archives the report first.
         s = new Steps()
         s.agent.runStatus = 4
         s.agent.runStdout = '{"status":"rolled-back","release":"abc","hosts":[{"host":"app1"}]}'
         assert BinaryTest.failure { s.run('deployCompose', [hosts: 'app1', dir: '/srv/app']) }.startsWith('deployCompose: slipway deploy failed (exit 4: ')
-        assert s.h.calls('archiveArtifacts')*.args.artifacts == ['slipway-deploy-report.json']
+        assert s.h.calls('archiveArtifacts')*.args.artifacts*.replaceAll('[0-9a-f]{8}', 'ID') == ['slipway-deploy-report-ID.json']
         assert s.h.build.description.contains('rolled back, every host on its previous release (exit 4)')
         // Success is described too.
         s = new Steps()

@@ -55,7 +55,7 @@ func TestBuildKitRequestMapping(t *testing.T) {
 		Tags:               []string{"extra.example/api:dev"},
 	}
 	p.Project.Secrets = types.Secrets{"file": {File: filepath.Join(dir, "token.txt")}, "env": {Environment: "TOKEN"}}
-	p.Project.Services = types.Services{"api": {Name: "api", ContainerSpec: types.ContainerSpec{Platform: "linux/arm64"}}}
+	p.Project.Services = types.Services{"api": {Name: "api", Platform: "linux/arm64"}}
 	bk := &fakeBuildKit{}
 	getenv := func(k string) string { return map[string]string{"TOKEN": "from-env"}[k] }
 	if _, err := Images(context.Background(), f, p, Config{BuildKit: bk, Getenv: getenv, Parallel: 2}); err != nil {
@@ -145,7 +145,7 @@ func TestBuildKitKeysThatCannotBeHonoured(t *testing.T) {
 			bc.Context = p.Project.WorkingDir
 			p.Builds[0].Config = bc
 			p.Project.Secrets = types.Secrets{"env": {Environment: "UNSET_TOKEN"}}
-			p.Project.Services = types.Services{"api": {Name: "api", ContainerSpec: types.ContainerSpec{Platform: tc.svcPlat}}}
+			p.Project.Services = types.Services{"api": {Name: "api", Platform: tc.svcPlat}}
 			bk := &fakeBuildKit{}
 			if tc.remote {
 				bk.kind = buildkit.Remote

@@ -1,0 +1,136 @@
+package composelib
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/docker/cli/cli/command"
+	cliflags "github.com/docker/cli/cli/flags"
+	"github.com/docker/compose/v5/pkg/api"
+	"github.com/docker/compose/v5/pkg/compose"
+	"github.com/docker/docker/client"
+)
+
+// Compose runs Compose operations against one engine.
+type Compose struct {
+	svc api.Compose
+}
+
+// New returns Compose over c. Progress lines ("Container x  Recreated")
+// go to out, one per finished step.
+func New(c client.APIClient, out io.Writer) (*Compose, error) {
+	cli, err := command.NewDockerCli(command.WithAPIClient(c), command.WithCombinedStreams(out), command.WithInputStream(io.NopCloser(strings.NewReader(""))))
+	if err != nil {
+		return nil, fmt.Errorf("compose library: %w", err)
+	}
+	if err := cli.Initialize(cliflags.NewClientOptions()); err != nil {
+		return nil, fmt.Errorf("compose library: %w", err)
+	}
+	svc, err := compose.NewComposeService(cli,
+		compose.WithStreams(out, out, strings.NewReader("")),
+		compose.WithPrompt(compose.AlwaysOkPrompt()),
+		compose.WithEventProcessor(&printer{w: out}))
+	if err != nil {
+		return nil, fmt.Errorf("compose library: %w", err)
+	}
+	return &Compose{svc: svc}, nil
+}
+
+// Up is `docker compose up -d --remove-orphans`: services whose definition
+// or image changed are recreated, the others left running.
+func (c *Compose) Up(ctx context.Context, p *types.Project) error {
+	return c.svc.Up(ctx, p, api.UpOptions{
+		Create: api.CreateOptions{
+			RemoveOrphans:        true,
+			Recreate:             api.RecreateDiverged,
+			RecreateDependencies: api.RecreateDiverged,
+			Inherit:              true,
+			QuietPull:            true,
+		},
+		Start: api.StartOptions{Project: p},
+	})
+}
+
+// Down is `docker compose down --remove-orphans` (volumes kept).
+func (c *Compose) Down(ctx context.Context, p *types.Project) error {
+	return c.svc.Down(ctx, p.Name, api.DownOptions{RemoveOrphans: true, Project: p})
+}
+
+// ExitError is a one-off container's non-zero exit.
+type ExitError struct {
+	Code int
+	Err  error // what Compose said, may be nil
+}
+
+func (e *ExitError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("exit status %d: %v", e.Code, e.Err)
+	}
+	return fmt.Sprintf("exit status %d", e.Code)
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// Run is `docker compose run --rm -T service command...`: a one-off
+// container of service, its dependencies started first; its output goes to
+// the Compose's out.
+func (c *Compose) Run(ctx context.Context, p *types.Project, service string, command []string) error {
+	s, ok := p.Services[service]
+	if !ok {
+		return fmt.Errorf("no service %q in the release", service)
+	}
+	s.StdinOpen = false
+	p.Services[service] = s
+	code, err := c.svc.RunOneOffContainer(ctx, p, api.RunOptions{
+		CreateOptions: api.CreateOptions{QuietPull: true},
+		Service:       service,
+		Command:       command,
+		AutoRemove:    true,
+	})
+	if code != 0 {
+		return &ExitError{Code: code, Err: err}
+	}
+	return err
+}
+
+// printer writes Compose's finished steps as lines, like its plain progress
+// output, for a log that is read after the fact.
+type printer struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (p *printer) Start(context.Context, string) {}
+
+func (p *printer) Done(string, bool) {}
+
+func (p *printer) On(events ...api.Resource) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, e := range events {
+		if e.Status == api.Working || e.ID == "" {
+			continue
+		}
+		line := strings.TrimSpace(e.ID + " " + e.Text)
+		if e.Details != "" {
+			line += ": " + e.Details
+		}
+		fmt.Fprintln(p.w, line)
+	}
+}
+
+// Version is the version of the Compose module built in (go.mod's
+// github.com/docker/compose/v5; a test holds them equal). Compose's CLI
+// stamps its version in at link time, which a library user cannot.
+const Version = "5.0.0"
+
+func init() {
+	// Without it, containers' com.docker.compose.version label is empty.
+	if api.ComposeVersion == "" {
+		api.ComposeVersion = Version
+	}
+}

@@ -36,6 +36,7 @@ def call(Map params = [:]) {
             lockTtl                  : null,                   // --lock-ttl: a lock not renewed for this long is stale and taken over; default 5m
             preDeploy                : [],                     // --pre-deploy (repeatable) "SERVICE: COMMAND" run before switching (migrations)
             renameProject            : false,                  // --rename-project: deploy under another project name than the servers run (old one down, volumes kept)
+            compose                  : null,                   // --compose auto|library|cli: the servers' Compose, or Compose's own code over SSH; default auto
             dryRun                   : false,                  // --dry-run: print every remote action, change nothing
             failOnError              : true,                   // false: a failed deploy returns its result (exitCode 4 or 5) instead of stopping the build
             registryCredentialsId    : null,                   // usernamePassword credential the servers pull with (never left on them)

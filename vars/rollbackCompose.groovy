@@ -28,6 +28,7 @@ def call(Map params = [:]) {
             smokeUrl                 : null,  // --smoke-url: fetched on each server (its loopback) after the health gate
             lockWait                 : null,  // --lock-wait: wait this long for a deploy's lock; default 0
             lockTtl                  : null,  // --lock-ttl: a lock not renewed for this long is stale and taken over; default 5m
+            compose                  : null,  // --compose auto|library|cli: the servers' Compose, or Compose's own code over SSH; default auto
             failOnError              : true,  // false: a failed rollback returns its result (exitCode 4 or 5) instead of stopping the build
             registryCredentialsId    : null,  // usernamePassword credential the servers pull with, if images must be pulled again
             dockerConfigCredentialsId: null,  // or a file credential holding a docker config.json

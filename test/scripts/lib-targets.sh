@@ -128,8 +128,8 @@ ensure_host_keys() {
   chmod 0600 "$dir"/ssh_host_*_key
   : >"$dir/known_hosts.tmp"
   for t in ed25519 ecdsa rsa; do
-    awk -v h="$ip" -v p1="$PORT_NO_FORWARDING" -v p2="$PORT_BARE" \
-      '{print h, $1, $2; print "[" h "]:" p1, $1, $2; print "[" h "]:" p2, $1, $2}' \
+    awk -v h="$ip" -v p1="$PORT_NO_FORWARDING" -v p2="$PORT_BARE" -v p3="$PORT_NO_COMPOSE" \
+      '{print h, $1, $2; print "[" h "]:" p1, $1, $2; print "[" h "]:" p2, $1, $2; print "[" h "]:" p3, $1, $2}' \
       "$dir/ssh_host_${t}_key.pub" >>"$dir/known_hosts.tmp"
   done
   mv "$dir/known_hosts.tmp" "$dir/known_hosts"
@@ -140,20 +140,35 @@ ensure_host_keys() {
 # Extra sshd ports of every target (see write_sshd_config).
 PORT_NO_FORWARDING=2222
 PORT_BARE=2223
+PORT_NO_COMPOSE=2224
 
 bare_bin() { printf '%s/bare-bin' "$STATE"; }
+nocompose_bin() { printf '%s/nocompose-bin' "$STATE"; }
 
-# ensure_bare_bin: a PATH directory with the system's commands except the
-# docker CLI and Compose, for the targets' "Engine and sshd only" port.
+# ensure_bare_bin: PATH directories with the system's commands except the
+# docker CLI and Compose (the targets' "Engine and sshd only" port), and
+# except Compose alone (the "Engine and docker CLI, no Compose" port).
 ensure_bare_bin() {
-  local dir f n
-  dir=$(bare_bin)
+  bin_without "$(bare_bin)" 'docker docker-compose docker-init docker-proxy dockerd dockerd-rootless*'
+  bin_without "$(nocompose_bin)" 'docker-compose'
+  mkdir -p "$(nocompose_bin)-docker-config"
+}
+
+# bin_without DIR PATTERNS: DIR gets links to the system's commands whose
+# names match none of the (space-separated, glob) patterns.
+bin_without() {
+  local dir=$1 pats=$2 f n p skip
   rm -rf "$dir.tmp"
   mkdir -p "$dir.tmp"
   for f in /usr/local/sbin/* /usr/local/bin/* /usr/sbin/* /usr/bin/*; do
     [ -x "$f" ] || continue
     n=${f##*/}
-    case $n in docker | docker-compose | docker-init | docker-proxy | dockerd | dockerd-rootless*) continue ;; esac
+    skip=0
+    for p in $pats; do
+      # shellcheck disable=SC2254 # p is a glob on purpose
+      case $n in $p) skip=1 ;; esac
+    done
+    [ $skip = 0 ] || continue
     [ -e "$dir.tmp/$n" ] || ln -s "$f" "$dir.tmp/$n"
   done
   rm -rf "$dir"
@@ -177,6 +192,7 @@ write_sshd_config() {
 Port 22
 Port $PORT_NO_FORWARDING
 Port $PORT_BARE
+Port $PORT_NO_COMPOSE
 ListenAddress $ip
 HostKey $dir/ssh_host_ed25519_key
 HostKey $dir/ssh_host_ecdsa_key
@@ -206,6 +222,10 @@ Match LocalPort $PORT_NO_FORWARDING
 # no Compose on PATH.
 Match LocalPort $PORT_BARE
   SetEnv PATH=$(bare_bin) DOCKER_HOST=unix://$(target_sock "$name")
+# Port $PORT_NO_COMPOSE: Docker Engine and its CLI, no Compose (neither
+# docker-compose nor the plugin: no DOCKER_CONFIG with cli-plugins).
+Match LocalPort $PORT_NO_COMPOSE
+  SetEnv PATH=$(nocompose_bin) DOCKER_HOST=unix://$(target_sock "$name") DOCKER_CONFIG=$(nocompose_bin)-docker-config
 EOF
   )
   if [ ! -f "$dir/sshd_config" ] || [ "$(cat "$dir/sshd_config")" != "$want" ]; then
@@ -356,6 +376,7 @@ ensure_targets() {
   chmod 0755 /run/sshd
   ensure_deploy_user
   ensure_client_key
+  step "target PATHs" ensure_bare_bin
   if [ -n "$COMPOSE_V2_TARGETS" ]; then
     step "compose v2" ensure_compose_v2
   fi

@@ -311,8 +311,8 @@ write_env() {
     [ $first = 1 ] || targets+=","
     first=0
     targets+=$(
-      printf '\n    {"Name": %s, "Host": %s, "Port": 22, "PortNoForwarding": %s, "PortBare": %s, "User": %s, "KeyFile": %s, "KnownHosts": %s, "DockerHost": %s, "Dir": %s, "Compose": %s}' \
-        "$(json_str "$name")" "$(json_str "$ip")" "$PORT_NO_FORWARDING" "$PORT_BARE" "$(json_str "$DEPLOY_USER")" \
+      printf '\n    {"Name": %s, "Host": %s, "Port": 22, "PortNoForwarding": %s, "PortBare": %s, "PortNoCompose": %s, "User": %s, "KeyFile": %s, "KnownHosts": %s, "DockerHost": %s, "Dir": %s, "Compose": %s}' \
+        "$(json_str "$name")" "$(json_str "$ip")" "$PORT_NO_FORWARDING" "$PORT_BARE" "$PORT_NO_COMPOSE" "$(json_str "$DEPLOY_USER")" \
         "$(json_str "$STATE/ssh/id_ed25519")" "$(json_str "$(target_dir "$name")/known_hosts")" \
         "$(json_str "unix://$(target_sock "$name")")" "$(json_str "$(target_dir "$name")/srv")" \
         "$(json_str "$(target_compose "$name")")"

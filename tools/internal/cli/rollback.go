@@ -14,6 +14,7 @@ func rollbackCommand() *cli.Command {
 		&cli.StringFlag{Name: "smoke-url", Usage: "after the health gate GET `URL` from the server, expect 2xx"},
 		&cli.DurationFlag{Name: "lock-wait", Usage: "wait up to `D` for another deploy's lock"},
 		&cli.DurationFlag{Name: "lock-ttl", Value: deploy.DefaultLockTTL, Usage: "a lock not renewed for `D` is stale (its holder died) and taken over with a warning; a running deploy renews its lock every D/4 (1s to 1m); negative: never stale"},
+		composeFlag(),
 		&cli.BoolFlag{Name: "repair", Usage: "restore a host a deploy or rollback left mid-converge (killed, aborted): converge the release current names again, remove the aborted upload, clear the marker; a dead owner's lock is taken over at once; nothing to do on a whole host"},
 		&cli.BoolFlag{Name: "json", Usage: "print the per-host result as JSON on stdout"},
 	)
@@ -56,6 +57,7 @@ func rollbackCommand() *cli.Command {
 				LockWait:      c.Duration("lock-wait"),
 				LockTTL:       c.Duration("lock-ttl"),
 				Repair:        c.Bool("repair"),
+				Compose:       c.String("compose"),
 				JSON:          c.Bool("json"),
 				Stdout:        c.App.Writer,
 				Log:           logger(),

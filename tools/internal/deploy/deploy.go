@@ -51,10 +51,12 @@ type Options struct {
 	// host's current release runs under: the old project is taken down
 	// first (volumes kept). Without it such a deploy is refused (exit 2).
 	RenameProject bool
-	JSON          bool      // stdout: the Result as JSON
-	Stdout        io.Writer // results; default os.Stdout
-	Log           *progress.Logger
-	Getenv        func(string) string // default os.Getenv (credentials, BUILD_URL)
+	// Compose: how hosts are converged, ComposeAuto (default), ComposeLibrary or ComposeCLI.
+	Compose string
+	JSON    bool      // stdout: the Result as JSON
+	Stdout  io.Writer // results; default os.Stdout
+	Log     *progress.Logger
+	Getenv  func(string) string // default os.Getenv (credentials, BUILD_URL)
 
 	planOut io.Writer // Stdout, safe for parallel hosts
 }
@@ -156,6 +158,12 @@ func (o *Options) validate() (Strategy, error) {
 	}
 	if o.Parallel < 1 {
 		return nil, exit.Usagef("--parallel %d: want 1 or more hosts at a time", o.Parallel)
+	}
+	if err := validComposeMode(o.Compose); err != nil {
+		return nil, err
+	}
+	if o.Compose == ComposeLibrary && s.Name() != "recreate" {
+		return nil, exit.Usagef("--compose library with --strategy %s: only the recreate strategy converges through the compose library yet; use --compose auto (the server's Compose) for %s", s.Name(), s.Name())
 	}
 	if o.OnFailure != "rollback" && o.OnFailure != "stop" {
 		return nil, exit.Usagef("--on-failure %q: want rollback or stop", o.OnFailure)
@@ -304,18 +312,18 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 		h.Plan = o.planOut
 	}
 	facts, err := h.Probe(ctx)
-	if err != nil {
+	if err := chooseConverger(o.Compose, strategy.Name(), h, facts, err); err != nil {
 		r.failUnchanged(log, err)
 		return
 	}
 	r.res.Dir = facts.Dir
-	r.res.Compose = string(facts.Compose)
+	r.res.Compose = composeUsed(h)
 	r.res.Previous = facts.Current
 	if !facts.Writable {
 		r.failUnchanged(log, fmt.Errorf("deploy directory %s is not writable by the SSH user on %s: create it and chown it to that user, or choose another --dir", facts.Dir, r.name))
 		return
 	}
-	log.Printf("docker %s, compose %s, dir %s, current release %s", facts.DockerVersion, composeName(facts), facts.Dir, orNone(short(facts.Current)))
+	log.Printf("docker %s, compose %s, dir %s, current release %s", facts.DockerVersion, composeName(h, facts), facts.Dir, orNone(short(facts.Current)))
 	// The host's project wins; checked before the lock, so a refused deploy
 	// leaves no trace, and again under it (current may move meanwhile).
 	if facts.Project != "" && facts.Project != b.m.Project && !o.RenameProject {
@@ -375,7 +383,7 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 		log.Printf("release %s is already current: converging it again", short(commit))
 	}
 	r.d = d
-	files, err := releaseFiles(b, facts.Compose, facts.Dir, d.Previous, o, log)
+	files, err := releaseFiles(b, h.Kind, facts.Dir, d.Previous, o, log)
 	if err != nil {
 		r.failUnchanged(log, err)
 		return

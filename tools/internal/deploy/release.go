@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"strings"
 	"time"
 
 	"github.com/slipway-dev/slipway/tools/internal/deploy/remote"
@@ -102,11 +103,26 @@ func whoami() string {
 	return name + "@" + host
 }
 
-func composeName(f *remote.Facts) string {
+func composeName(h *remote.Host, f *remote.Facts) string {
+	if h.Lib != nil {
+		name := strings.TrimPrefix(h.Lib.Name(), "compose ")
+		if f.Compose == "" {
+			name += " (none on the server)"
+		}
+		return name
+	}
 	if f.Compose == remote.ComposeV1 {
 		return "v1 (docker-compose)"
 	}
 	return "v2 " + f.ComposeVer
+}
+
+// composeUsed is the result's "compose": v1, v2 or library.
+func composeUsed(h *remote.Host) string {
+	if h.Lib != nil {
+		return ComposeLibrary
+	}
+	return string(h.Kind)
 }
 
 func orNone(s string) string {

@@ -32,10 +32,12 @@ type RollbackOptions struct {
 	// deploy or rollback left mid-converge (see repairHost), instead of
 	// going back to an earlier release.
 	Repair bool
-	JSON   bool
-	Stdout io.Writer
-	Log    *progress.Logger
-	Getenv func(string) string
+	// Compose: how hosts are converged, ComposeAuto (default), ComposeLibrary or ComposeCLI.
+	Compose string
+	JSON    bool
+	Stdout  io.Writer
+	Log     *progress.Logger
+	Getenv  func(string) string
 }
 
 // Rollback switches every host back to an earlier release that is still on
@@ -44,7 +46,7 @@ type RollbackOptions struct {
 // 5 if that fails too).
 func Rollback(ctx context.Context, ro RollbackOptions) (*Result, error) {
 	o := Options{Target: ro.Target, Parallel: ro.Parallel, HealthTimeout: ro.HealthTimeout, SmokeURL: ro.SmokeURL,
-		LockWait: ro.LockWait, LockTTL: ro.LockTTL, JSON: ro.JSON, Stdout: ro.Stdout, Log: ro.Log, Getenv: ro.Getenv}
+		LockWait: ro.LockWait, LockTTL: ro.LockTTL, Compose: ro.Compose, JSON: ro.JSON, Stdout: ro.Stdout, Log: ro.Log, Getenv: ro.Getenv}
 	o.setDefaults()
 	if _, err := o.validate(); err != nil {
 		return nil, err
@@ -129,12 +131,13 @@ func rollbackHost(ctx context.Context, o *Options, to string, repair bool, r *ho
 	}
 	r.conn = c
 	h := c.h
-	facts, err := h.Probe(ctx)
-	if err != nil {
-		r.failUnchanged(log, err)
+	facts, probeErr := h.Probe(ctx)
+	if probeErr != nil && !errors.Is(probeErr, remote.ErrNoCompose) {
+		r.failUnchanged(log, probeErr)
 		return
 	}
-	r.res.Dir, r.res.Compose = facts.Dir, string(facts.Compose)
+	// Whether the library converges depends on the release's strategy, read below.
+	r.res.Dir = facts.Dir
 	cmd := "rollback"
 	if repair {
 		cmd = "rollback --repair"
@@ -153,6 +156,12 @@ func rollbackHost(ctx context.Context, o *Options, to string, repair bool, r *ho
 		return
 	}
 	if repair {
+		// A repair converges with recreate's steps.
+		if err := chooseConverger(o.Compose, "recreate", h, facts, probeErr); err != nil {
+			r.failUnchanged(log, err)
+			return
+		}
+		r.res.Compose = composeUsed(h)
 		repairHost(ctx, o, r, rels, current)
 		return
 	}
@@ -213,6 +222,11 @@ func rollbackHost(ctx context.Context, o *Options, to string, repair bool, r *ho
 			strategy = s
 		}
 	}
+	if err := chooseConverger(o.Compose, strategy.Name(), h, facts, probeErr); err != nil {
+		r.failUnchanged(log, err)
+		return
+	}
+	r.res.Compose = composeUsed(h)
 	d := &HostDeploy{Host: h, Conn: c.c, Release: target.Name, Previous: current, Log: log,
 		cfg:    hostConfig{healthTimeout: o.HealthTimeout, smokeURL: o.SmokeURL},
 		images: images, dockerConfig: dockerConfig, registries: logins}

@@ -49,6 +49,7 @@ type Target struct {
 	Port             int    // 22
 	PortNoForwarding int    // the same sshd, stream-local forwarding forbidden
 	PortBare         int    // the same sshd, a PATH without the docker CLI and Compose
+	PortNoCompose    int    // the same sshd, the docker CLI but no Compose
 	User             string // "deploy"
 	KeyFile          string // private key for User (unencrypted)
 	KnownHosts       string // known_hosts file holding this target's host keys

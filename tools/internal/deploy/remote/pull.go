@@ -38,6 +38,9 @@ var ErrPull = errors.New("pulling images on the server failed")
 // is empty (an image reference the agent could not read statically),
 // `compose pull` of the release does it instead.
 func (h *Host) Pull(ctx context.Context, release string, images []string, registries []string, dockerConfig []byte) error {
+	if h.Lib != nil && len(images) == 0 {
+		return fmt.Errorf("pulling release %s: its image references are only known after the server's .env is applied, which `compose pull` does: %w", release, ErrNeedsComposeCLI)
+	}
 	if h.DryRun {
 		if len(dockerConfig) > 0 {
 			h.Planf("mktemp -d (private DOCKER_CONFIG), credentials for %s over stdin, docker login (verify) %s", strings.Join(registries, ", "), strings.Join(registries, " "))

@@ -52,6 +52,9 @@ type Host struct {
 	DryRun  bool
 	Plan    io.Writer
 	Log     *progress.Logger
+	// Lib, when set, runs compose commands through Compose's own code over
+	// the engine API instead of a Compose on the server.
+	Lib Library
 }
 
 // Facts are what Probe found on the server.
@@ -310,9 +313,15 @@ func (h *Host) ComposeArgs(release string, args ...string) []string {
 // change: a dry run prints it.
 func (h *Host) Compose(ctx context.Context, release string, args ...string) error {
 	cmd := sshx.QuoteArgs(h.ComposeArgs(release, args...)...)
+	if h.Lib != nil {
+		cmd = h.Lib.Name() + ": " + sshx.QuoteArgs(args...) + " of " + h.Dir + "/releases/" + release
+	}
 	if h.DryRun {
 		h.Planf("%s", cmd)
 		return nil
+	}
+	if h.Lib != nil {
+		return h.libCompose(ctx, release, args)
 	}
 	// Compose v1 reads .env from the project directory; cd there as well so
 	// that relative paths in a user's hook behave as in the release.

@@ -1,0 +1,132 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/slipway-dev/slipway/tools/internal/composelib"
+	"github.com/slipway-dev/slipway/tools/internal/exit"
+	"github.com/slipway-dev/slipway/tools/internal/progress"
+)
+
+// projectContainers maps the test project's containers' service names to
+// "id version" (com.docker.compose.version: who created them).
+func (e *itEnv) projectContainers(t *testing.T) map[string]string {
+	t.Helper()
+	out, err := e.targetDocker("ps", "--filter", "label=com.docker.compose.project="+itProject, "--format",
+		`{{.Label "com.docker.compose.service"}} {{.ID}} {{.Label "com.docker.compose.version"}}`)
+	if err != nil {
+		t.Fatalf("docker ps on the target: %v", err)
+	}
+	m := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if svc, rest, ok := strings.Cut(l, " "); ok {
+			m[svc] = rest
+		}
+	}
+	return m
+}
+
+// TestIntegrationComposeLibrary deploys to a server that has Docker Engine
+// and its CLI but no Compose (the target's PortNoCompose), and with
+// --compose library to one that has Compose (v1 on t1), which then goes unused: the
+// release is converged by Compose's own code over the SSH connection.
+func TestIntegrationComposeLibrary(t *testing.T) {
+	e := setupIT(t)
+	if e.tg.PortNoCompose == 0 {
+		t.Fatalf("env.json has no PortNoCompose for %s: run test/scripts/services.sh up", e.tg.Name)
+	}
+	noCompose := func(o *Options) {
+		o.Hosts = []string{e.tg.User + "@" + net.JoinHostPort(e.tg.Host, strconv.Itoa(e.tg.PortNoCompose))}
+	}
+	want := composelib.Version
+	if want == "" {
+		t.Fatal("the test binary carries no Compose module version")
+	}
+
+	t.Run("rolling needs Compose", func(t *testing.T) {
+		r := e.deploy(t, "v1", func(o *Options) { noCompose(o); o.Strategy = "rolling" })
+		wantCode(t, r, exit.Failed)
+		if r.err == nil || !strings.Contains(r.err.Error(), "compose not found") || !strings.Contains(r.err.Error(), "--strategy recreate") {
+			t.Errorf("error: %v", r.err)
+		}
+		if got := e.releaseDirs(); len(got) != 0 {
+			t.Errorf("releases uploaded: %v", got)
+		}
+	})
+
+	var before map[string]string
+	t.Run("first deploy without Compose on the server", func(t *testing.T) {
+		r := e.deploy(t, "v1", noCompose)
+		wantCode(t, r, 0)
+		e.wantServing(t, "v1", "1.0.0")
+		if h := r.res.Hosts[0]; h.Compose != ComposeLibrary {
+			t.Errorf("result compose %q, want %q", h.Compose, ComposeLibrary)
+		}
+		if !strings.Contains(r.stderr, "library "+want+" (none on the server)") {
+			t.Errorf("the log does not say the library converges:\n%s", r.stderr)
+		}
+		before = e.projectContainers(t)
+		for _, svc := range []string{"web", "db", "proxy"} {
+			if _, v, _ := strings.Cut(before[svc], " "); v != want {
+				t.Errorf("%s: com.docker.compose.version %q, want %q (containers %v)", svc, v, want, before)
+			}
+		}
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	t.Run("only what changed is recreated; the hook runs through the library", func(t *testing.T) {
+		r := e.deploy(t, "v2", func(o *Options) { noCompose(o); o.PreDeploy = "web: echo hook-ran-$APP_MESSAGE" })
+		wantCode(t, r, 0)
+		e.wantServing(t, "v2", "2.0.0")
+		if !strings.Contains(r.stderr, "hook-ran-hello v2") {
+			t.Errorf("the hook's output (with the release's .env) is not in the log:\n%s", r.stderr)
+		}
+		after := e.projectContainers(t)
+		if after["db"] != before["db"] {
+			t.Errorf("db was recreated (%s -> %s) though its definition did not change", before["db"], after["db"])
+		}
+		if after["web"] == before["web"] {
+			t.Errorf("web was not recreated: %s", after["web"])
+		}
+	})
+
+	t.Run("failed deploy goes back through the library", func(t *testing.T) {
+		r := e.deploy(t, "crash", func(o *Options) { noCompose(o); o.HealthTimeout = 20e9 })
+		wantCode(t, r, exit.RolledBack)
+		e.wantServing(t, "v2", "2.0.0")
+	})
+
+	t.Run("rollback", func(t *testing.T) {
+		var out bytes.Buffer
+		ro := RollbackOptions{Target: e.target(), Stdout: &out, Log: progress.New(testWriter{t}), Getenv: env(nil)}
+		o := Options{Target: ro.Target}
+		noCompose(&o)
+		ro.Target = o.Target
+		res, err := Rollback(context.Background(), ro)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.wantServing(t, "v1", "1.0.0")
+		if res.Hosts[0].Compose != ComposeLibrary {
+			t.Errorf("rollback converged with %q", res.Hosts[0].Compose)
+		}
+	})
+
+	t.Run("--compose library leaves the server's Compose unused", func(t *testing.T) {
+		r := e.deploy(t, "v2", func(o *Options) { o.Compose = ComposeLibrary })
+		wantCode(t, r, 0)
+		e.wantServing(t, "v2", "2.0.0")
+		for svc, c := range e.projectContainers(t) {
+			if _, v, _ := strings.Cut(c, " "); v != want {
+				t.Errorf("%s: com.docker.compose.version %q, want %q", svc, v, want)
+			}
+		}
+	})
+}

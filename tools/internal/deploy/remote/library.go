@@ -1,0 +1,102 @@
+package remote
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// Library runs the compose commands a deploy needs through Compose's own
+// code over the engine API (see deploy's library adapter), so a server
+// without Compose can be converged. It is given the host each time: a
+// redial replaces the host's connection. Its output goes to the host's log.
+type Library interface {
+	Up(ctx context.Context, h *Host, release string) error
+	Down(ctx context.Context, h *Host, release string) error
+	Run(ctx context.Context, h *Host, release, service string, command []string) error
+	// Name says what converges, for the log ("library (Compose 5.0.0)").
+	Name() string
+}
+
+// ErrNeedsComposeCLI is a compose command the library path does not run.
+var ErrNeedsComposeCLI = fmt.Errorf("%w (the compose library runs up, down and run only)", ErrNoCompose)
+
+// libCompose maps the compose command lines slipway's recreate strategy
+// uses onto the library.
+func (h *Host) libCompose(ctx context.Context, release string, args []string) error {
+	var err error
+	switch {
+	case equalWords(args, "up", "-d", "--remove-orphans"):
+		err = h.Lib.Up(ctx, h, release)
+	case equalWords(args, "down", "--remove-orphans"):
+		err = h.Lib.Down(ctx, h, release)
+	case len(args) > 4 && equalWords(args[:3], "run", "--rm", "-T"):
+		err = h.Lib.Run(ctx, h, release, args[3], args[4:])
+	default:
+		return fmt.Errorf("compose %s: %w", strings.Join(args, " "), ErrNeedsComposeCLI)
+	}
+	if err != nil {
+		return fmt.Errorf("compose %s (%s): %w", strings.Join(args, " "), h.Lib.Name(), err)
+	}
+	return nil
+}
+
+func equalWords(a []string, b ...string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// ReadFiles returns the contents of regular files on the server by absolute
+// path, in one session; a path that is not a readable regular file is
+// missing from the map.
+func (h *Host) ReadFiles(ctx context.Context, paths []string) (map[string][]byte, error) {
+	var b strings.Builder
+	for _, p := range paths {
+		// A size line, then exactly that many bytes; "-" for no file.
+		fmt.Fprintf(&b, "f=%s\nif [ -f \"$f\" ] && [ -r \"$f\" ]; then wc -c <\"$f\"; cat \"$f\"; else echo -; fi\n", q(p))
+	}
+	out, err := h.runQuiet(ctx, "read files", b.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s on the server: %w", strings.Join(paths, ", "), err)
+	}
+	return parseFiles(out, paths)
+}
+
+func parseFiles(out []byte, paths []string) (map[string][]byte, error) {
+	r := bufio.NewReader(bytes.NewReader(out))
+	files := map[string][]byte{}
+	for _, p := range paths {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return nil, fmt.Errorf("reading %s on the server: output ends early", p)
+		}
+		line = strings.TrimSpace(line)
+		if line == "-" {
+			continue
+		}
+		n, err := strconv.Atoi(line)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("reading %s on the server: unexpected size line %q", p, line)
+		}
+		data := make([]byte, n)
+		if _, err := io.ReadFull(r, data); err != nil {
+			return nil, fmt.Errorf("reading %s on the server: file changed while read", p)
+		}
+		files[p] = data
+	}
+	return files, nil
+}
+
+// LogWriter is the host's log as a writer, a line each; Close flushes it.
+func (h *Host) LogWriter() io.WriteCloser { return h.logWriter() }

@@ -312,7 +312,7 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 		h.Plan = o.planOut
 	}
 	facts, err := h.Probe(ctx)
-	if err := chooseConverger(o.Compose, strategy.Name(), h, facts, err); err != nil {
+	if err := chooseConverger(ctx, o.Compose, strategy.Name(), h, facts, err); err != nil {
 		r.failUnchanged(log, err)
 		return
 	}

@@ -9,16 +9,14 @@ import (
 
 	"github.com/slipway-dev/slipway/tools/internal/composelib"
 	"github.com/slipway-dev/slipway/tools/internal/deploy/remote"
-	"github.com/slipway-dev/slipway/tools/internal/engine"
 	"github.com/slipway-dev/slipway/tools/internal/exit"
 )
 
 // composeLibrary converges a server's releases with Compose's own code
 // (composelib) over the server's engine, reached through the host's SSH
-// connection: the server needs Docker Engine, not Compose.
-type composeLibrary struct {
-	socket string // the engine's socket on the server
-}
+// connection (remote.Host.Engine): the server needs Docker Engine, not
+// Compose.
+type composeLibrary struct{}
 
 func (composeLibrary) Name() string { return "compose library " + composelib.Version }
 
@@ -50,11 +48,10 @@ func (l composeLibrary) with(ctx context.Context, h *remote.Host, release string
 	if err != nil {
 		return err
 	}
-	eng, _, err := engine.OverSSH(ctx, h.Conn, l.socket)
+	eng, err := h.Engine(ctx)
 	if err != nil {
 		return err
 	}
-	defer eng.Close()
 	out := h.LogWriter()
 	defer out.Close()
 	c, err := composelib.New(eng.API(), out)
@@ -82,9 +79,12 @@ func validComposeMode(mode string) error {
 
 // chooseConverger decides, from --compose, the strategy and what the probe
 // found (probeErr is Probe's error), whether h converges through the compose
-// library, and sets it up. An error means the host cannot be deployed.
-func chooseConverger(mode, strategy string, h *remote.Host, facts *remote.Facts, probeErr error) error {
-	noCompose := errors.Is(probeErr, remote.ErrNoCompose)
+// library, and sets it up: then the engine API carries reads and pulls too,
+// and a server without the docker CLI is reached through its engine's
+// socket. An error means the host cannot be deployed.
+func chooseConverger(ctx context.Context, mode, strategy string, h *remote.Host, facts *remote.Facts, probeErr error) error {
+	noCLI := errors.Is(probeErr, remote.ErrNoDocker)
+	noCompose := noCLI || errors.Is(probeErr, remote.ErrNoCompose)
 	if probeErr != nil && !noCompose {
 		return probeErr
 	}
@@ -99,7 +99,15 @@ func chooseConverger(mode, strategy string, h *remote.Host, facts *remote.Facts,
 		}
 		return fmt.Errorf("%w; the %s strategy needs it (install the Compose plugin), while --strategy recreate converges a server without Compose through the SSH connection", probeErr, strategy)
 	}
-	h.Lib = composeLibrary{socket: facts.EngineSocket}
+	h.UseEngineAPI(facts.EngineSocket)
+	if noCLI {
+		v, err := h.EngineVersion(ctx)
+		if err != nil {
+			return fmt.Errorf("%w, and %v", probeErr, err)
+		}
+		facts.DockerVersion = v
+	}
+	h.Lib = composeLibrary{}
 	// What the library reads is Compose v2's file format.
 	h.Kind = remote.ComposeV2
 	return nil

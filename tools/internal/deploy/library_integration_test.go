@@ -129,4 +129,45 @@ func TestIntegrationComposeLibrary(t *testing.T) {
 			}
 		}
 	})
+
+	bare := func(o *Options) {
+		o.Hosts = []string{e.tg.User + "@" + net.JoinHostPort(e.tg.Host, strconv.Itoa(e.tg.PortBare))}
+	}
+	// v1's web image goes, so the deploys below must pull it through the API.
+	if out, err := e.targetDocker("rmi", e.web["1"]); err != nil {
+		t.Fatalf("removing v1's web image on the target: %v: %s", err, out)
+	}
+
+	t.Run("wrong registry credentials through the API change nothing", func(t *testing.T) {
+		r := e.deploy(t, "v1", func(o *Options) {
+			bare(o)
+			o.Getenv = env(map[string]string{"SLIPWAY_REGISTRY_USER": e.env.RegistryUser, "SLIPWAY_REGISTRY_PASSWORD": "wrong-password", "HOME": "/nonexistent"})
+		})
+		wantCode(t, r, exit.Failed)
+		if r.err == nil || !strings.Contains(r.err.Error(), "registry login") {
+			t.Errorf("error: %v", r.err)
+		}
+		e.wantServing(t, "v2", "2.0.0")
+	})
+
+	t.Run("a server with Docker Engine and sshd only", func(t *testing.T) {
+		r := e.deploy(t, "v1", bare)
+		wantCode(t, r, 0)
+		e.wantServing(t, "v1", "1.0.0")
+		if h := r.res.Hosts[0]; h.Compose != ComposeLibrary {
+			t.Errorf("result compose %q, want %q", h.Compose, ComposeLibrary)
+		}
+		if out, err := e.targetDocker("image", "inspect", "--format", ".", e.web["1"]); err != nil {
+			t.Errorf("v1's web image was not pulled: %v: %s", err, out)
+		}
+		var out bytes.Buffer
+		ro := RollbackOptions{Target: e.target(), Stdout: &out, Log: progress.New(testWriter{t}), Getenv: env(nil)}
+		o := Options{Target: ro.Target}
+		bare(&o)
+		ro.Target = o.Target
+		if _, err := Rollback(context.Background(), ro); err != nil {
+			t.Fatal(err)
+		}
+		e.wantServing(t, "v2", "2.0.0")
+	})
 }

@@ -32,7 +32,7 @@ func TestChooseConverger(t *testing.T) {
 		{"auto", "recreate", "", noEngine, false, "engine not reachable"},
 	} {
 		h := &remote.Host{Kind: tc.kind}
-		err := chooseConverger(tc.mode, tc.strategy, h, &remote.Facts{Compose: tc.kind, EngineSocket: "/run/docker.sock"}, tc.probeErr)
+		err := chooseConverger(t.Context(), tc.mode, tc.strategy, h, &remote.Facts{Compose: tc.kind, EngineSocket: "/run/docker.sock"}, tc.probeErr)
 		name := fmt.Sprintf("%s/%s/%q/%v", tc.mode, tc.strategy, tc.kind, tc.probeErr)
 		if (h.Lib != nil) != tc.lib {
 			t.Errorf("%s: library %v, want %v", name, h.Lib != nil, tc.lib)

@@ -132,7 +132,7 @@ func rollbackHost(ctx context.Context, o *Options, to string, repair bool, r *ho
 	r.conn = c
 	h := c.h
 	facts, probeErr := h.Probe(ctx)
-	if probeErr != nil && !errors.Is(probeErr, remote.ErrNoCompose) {
+	if probeErr != nil && !errors.Is(probeErr, remote.ErrNoCompose) && !errors.Is(probeErr, remote.ErrNoDocker) {
 		r.failUnchanged(log, probeErr)
 		return
 	}
@@ -157,7 +157,7 @@ func rollbackHost(ctx context.Context, o *Options, to string, repair bool, r *ho
 	}
 	if repair {
 		// A repair converges with recreate's steps.
-		if err := chooseConverger(o.Compose, "recreate", h, facts, probeErr); err != nil {
+		if err := chooseConverger(ctx, o.Compose, "recreate", h, facts, probeErr); err != nil {
 			r.failUnchanged(log, err)
 			return
 		}
@@ -222,7 +222,7 @@ func rollbackHost(ctx context.Context, o *Options, to string, repair bool, r *ho
 			strategy = s
 		}
 	}
-	if err := chooseConverger(o.Compose, strategy.Name(), h, facts, probeErr); err != nil {
+	if err := chooseConverger(ctx, o.Compose, strategy.Name(), h, facts, probeErr); err != nil {
 		r.failUnchanged(log, err)
 		return
 	}

@@ -54,6 +54,10 @@ type Container struct {
 	HealthOutput string // output of the last health probe, trimmed
 
 	Networks []string // names of the networks it is attached to
+
+	Image         string            // as created (Config.Image)
+	RestartPolicy string            // "", "no", "always", "unless-stopped", "on-failure"
+	Labels        map[string]string // all of them
 }
 
 // Exited reports whether the container ran and is no longer running.
@@ -112,6 +116,10 @@ func (c *Client) InspectContainer(ctx context.Context, id string) (Container, er
 		ct.Number, _ = strconv.Atoi(in.Config.Labels[LabelNumber])
 		ct.OneOff = strings.EqualFold(in.Config.Labels[LabelOneOff], "true")
 		ct.Tty = in.Config.Tty
+		ct.Image, ct.Labels = in.Config.Image, in.Config.Labels
+	}
+	if in.HostConfig != nil {
+		ct.RestartPolicy = string(in.HostConfig.RestartPolicy.Name)
 	}
 	ct.RestartCount = in.RestartCount
 	if st := in.State; st != nil {
@@ -185,6 +193,39 @@ func (c *Client) ContainerLogs(ctx context.Context, ct Container, follow bool, w
 		return fmt.Errorf("reading logs of %s: %w", ct.Name, err)
 	}
 	return nil
+}
+
+// LogTail returns the last n lines of a container's output, stdout and
+// stderr together.
+func (c *Client) LogTail(ctx context.Context, ct Container, n int) (string, error) {
+	rc, err := c.api.ContainerLogs(ctx, ct.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(n)})
+	if err != nil {
+		return "", fmt.Errorf("reading logs of %s: %w", ct.Name, err)
+	}
+	defer rc.Close()
+	var b strings.Builder
+	if ct.Tty {
+		_, err = io.Copy(&b, rc)
+	} else {
+		_, err = stdcopy.StdCopy(&b, &b, rc)
+	}
+	if err != nil {
+		return b.String(), fmt.Errorf("reading logs of %s: %w", ct.Name, err)
+	}
+	return b.String(), nil
+}
+
+// VolumesLabelled lists the names of the volumes carrying label (k=v).
+func (c *Client) VolumesLabelled(ctx context.Context, label string) ([]string, error) {
+	vs, err := c.api.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", label))})
+	if err != nil {
+		return nil, fmt.Errorf("listing volumes labelled %s: %w", label, err)
+	}
+	var names []string
+	for _, v := range vs.Volumes {
+		names = append(names, v.Name)
+	}
+	return names, nil
 }
 
 // CopyFromContainer returns a tar stream of path inside the container (as

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/registry"
 
 	"github.com/slipway-dev/slipway/tools/internal/regauth"
 )
@@ -60,4 +61,21 @@ func (c *Client) Pull(ctx context.Context, ref string, auth regauth.Auth, fn fun
 		return err
 	}
 	return ctx.Err()
+}
+
+// Login checks auth against its registry through the engine (what `docker
+// login` does); the engine keeps nothing.
+func (c *Client) Login(ctx context.Context, auth regauth.Auth) error {
+	_, err := c.api.RegistryLogin(ctx, registry.AuthConfig{Username: auth.Username, Password: auth.Password,
+		IdentityToken: auth.IdentityToken, RegistryToken: auth.RegistryToken, ServerAddress: auth.ServerAddress})
+	return err
+}
+
+// ServerVersion is the engine's version ("20.10.24+dfsg1").
+func (c *Client) ServerVersion(ctx context.Context) (string, error) {
+	v, err := c.api.ServerVersion(ctx)
+	if err != nil {
+		return "", err
+	}
+	return v.Version, nil
 }

@@ -47,6 +47,9 @@ type inspectJSON struct {
 // Containers lists the project's service containers (one-off `run`
 // containers excluded), sorted by service and name.
 func (h *Host) Containers(ctx context.Context) ([]Container, error) {
+	if h.eng != nil {
+		return h.containersAPI(ctx)
+	}
 	label := "com.docker.compose.project=" + h.Project
 	script := `ids=$(docker ps -aq --no-trunc --filter ` + q("label="+label) + `) || exit 1
 [ -z "$ids" ] && { echo '[]'; exit 0; }
@@ -142,6 +145,9 @@ func suffix(health string) string {
 func (h *Host) Logs(ctx context.Context, ids []string, n int) (map[string]string, error) {
 	if len(ids) == 0 {
 		return nil, nil
+	}
+	if h.eng != nil {
+		return h.logsAPI(ctx, ids, n)
 	}
 	var b strings.Builder
 	for _, id := range ids {

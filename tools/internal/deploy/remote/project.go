@@ -14,6 +14,9 @@ import (
 // labels with the project (v1 and v2) and those a swarm stack of that name
 // created. External volumes carry no such label and are never listed.
 func (h *Host) Volumes(ctx context.Context) ([]string, error) {
+	if h.eng != nil {
+		return h.volumesAPI(ctx)
+	}
 	script := `{ docker volume ls -q --filter ` + q("label=com.docker.compose.project="+h.Project) + ` &&
   docker volume ls -q --filter ` + q("label=com.docker.stack.namespace="+h.Project) + `; }`
 	out, err := h.runQuiet(ctx, "volumes", script, nil)

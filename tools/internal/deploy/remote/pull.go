@@ -41,6 +41,13 @@ func (h *Host) Pull(ctx context.Context, release string, images []string, regist
 	if h.Lib != nil && len(images) == 0 {
 		return fmt.Errorf("pulling release %s: its image references are only known after the server's .env is applied, which `compose pull` does: %w", release, ErrNeedsComposeCLI)
 	}
+	if h.eng != nil && !h.DryRun {
+		return h.pullAPI(ctx, images, registries, dockerConfig)
+	}
+	if h.DryRun && h.eng != nil {
+		h.Planf("engine API through the SSH connection: pull (missing only, in parallel; credentials sent with the requests, nothing written on the server): %s", strings.Join(images, " "))
+		return nil
+	}
 	if h.DryRun {
 		if len(dockerConfig) > 0 {
 			h.Planf("mktemp -d (private DOCKER_CONFIG), credentials for %s over stdin, docker login (verify) %s", strings.Join(registries, ", "), strings.Join(registries, " "))

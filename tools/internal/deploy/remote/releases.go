@@ -148,7 +148,7 @@ func (h *Host) RemoveReleases(ctx context.Context, releases []string, images []s
 		fmt.Fprintf(&b, "[ %s = \"$c\" ] || rm -rf \"$d/releases/\"%s\n", q(r), q(r))
 	}
 	b.WriteString(`find "$d/releases" -mindepth 1 -maxdepth 1 -name '.tmp-*' -mmin +60 -exec rm -rf {} + 2>/dev/null` + "\n")
-	if len(images) > 0 {
+	if len(images) > 0 && h.eng == nil {
 		b.WriteString("docker image rm")
 		for _, img := range images {
 			b.WriteString(" " + q(img))
@@ -158,6 +158,9 @@ func (h *Host) RemoveReleases(ctx context.Context, releases []string, images []s
 	b.WriteString("exit 0\n")
 	if _, err := h.runQuiet(ctx, "prune", b.String(), nil); err != nil {
 		return fmt.Errorf("pruning old releases: %w", err)
+	}
+	if len(images) > 0 && h.eng != nil {
+		h.removeImagesAPI(ctx, images)
 	}
 	return nil
 }

@@ -55,6 +55,9 @@ type Host struct {
 	// Lib, when set, runs compose commands through Compose's own code over
 	// the engine API instead of a Compose on the server.
 	Lib Library
+	// eng, when set (UseEngineAPI), carries reads, pulls and image removal
+	// through the engine API instead of the docker CLI on the server.
+	eng *engineConn
 }
 
 // Facts are what Probe found on the server.

@@ -126,6 +126,14 @@ func forHosts(ctx context.Context, t *Target, log *progress.Logger, fn func(ctx 
 				errs[i] = err
 				return
 			}
+			if errors.Is(err, remote.ErrNoDocker) {
+				// No docker CLI: a server deployed through the compose
+				// library is read through its engine's API.
+				c.h.UseEngineAPI(f.EngineSocket)
+				if v, verr := c.h.EngineVersion(ctx); verr == nil {
+					f.DockerVersion = v
+				}
+			}
 			errs[i] = fn(ctx, i, c, f)
 		}()
 	}

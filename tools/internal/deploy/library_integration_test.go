@@ -160,11 +160,19 @@ func TestIntegrationComposeLibrary(t *testing.T) {
 		if out, err := e.targetDocker("image", "inspect", "--format", ".", e.web["1"]); err != nil {
 			t.Errorf("v1's web image was not pulled: %v: %s", err, out)
 		}
-		var out bytes.Buffer
-		ro := RollbackOptions{Target: e.target(), Stdout: &out, Log: progress.New(testWriter{t}), Getenv: env(nil)}
-		o := Options{Target: ro.Target}
+		// status reads it through the engine API too.
+		var sout bytes.Buffer
+		o := Options{Target: e.target()}
 		bare(&o)
-		ro.Target = o.Target
+		sts, err := Status(context.Background(), InfoOptions{Target: o.Target, JSON: true, Stdout: &sout, Log: progress.Discard()})
+		if err != nil {
+			t.Fatalf("status: %v\n%s", err, sout.String())
+		}
+		if st := sts[0]; !st.Healthy || st.Docker == "" || len(st.Containers) != 3 || st.LeftChanged {
+			t.Errorf("status of the bare server: %s", sout.String())
+		}
+		var out bytes.Buffer
+		ro := RollbackOptions{Target: o.Target, Stdout: &out, Log: progress.New(testWriter{t}), Getenv: env(nil)}
 		if _, err := Rollback(context.Background(), ro); err != nil {
 			t.Fatal(err)
 		}

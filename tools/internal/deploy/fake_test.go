@@ -140,7 +140,18 @@ func (c *fakeConn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout,
 	x := exec.CommandContext(ctx, "sh", "-c", cmd)
 	x.Env = env
 	x.Dir = f.home
-	x.Stdin = stdin
+	if stdin != nil {
+		// Copied by us, as sshx does: the command's end must not wait for
+		// a stdin that stays open (docker system dial-stdio's).
+		w, err := x.StdinPipe()
+		if err != nil {
+			return err
+		}
+		go func() {
+			io.Copy(w, stdin)
+			w.Close()
+		}()
+	}
 	var errb bytes.Buffer
 	x.Stdout = stdout
 	if stdout == nil {

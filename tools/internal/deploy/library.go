@@ -99,12 +99,17 @@ func chooseConverger(ctx context.Context, mode, strategy string, h *remote.Host,
 		}
 		return fmt.Errorf("%w; the %s strategy needs it (install the Compose plugin), while --strategy recreate converges a server without Compose through the SSH connection", probeErr, strategy)
 	}
+	// Reached before anything changes: a library that cannot reach the
+	// engine must fail here, not mid-converge.
 	h.UseEngineAPI(facts.EngineSocket)
+	v, err := h.EngineVersion(ctx)
+	switch {
+	case err != nil && probeErr != nil:
+		return fmt.Errorf("%w; Compose's own code in slipway could not reach the server's engine either: %v", probeErr, err)
+	case err != nil:
+		return fmt.Errorf("--compose library: %v", err)
+	}
 	if noCLI {
-		v, err := h.EngineVersion(ctx)
-		if err != nil {
-			return fmt.Errorf("%w, and %v", probeErr, err)
-		}
 		facts.DockerVersion = v
 	}
 	h.Lib = composeLibrary{}

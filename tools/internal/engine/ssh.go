@@ -39,6 +39,9 @@ const (
 // the SSH connection's command sessions for as long as it lives.
 const dialStdioConns = 2
 
+// pingTimeout bounds the first request to an engine reached over SSH.
+const pingTimeout = 30 * time.Second
+
 // OverSSH connects to the Docker Engine of the server at the other end of
 // conn, through its socket (DefaultSocket when empty), and says how. The
 // server needs sshd and Docker Engine; no Compose and, with stream-local
@@ -95,7 +98,11 @@ func newRemote(ctx context.Context, dial func(context.Context, string, string) (
 	if err != nil {
 		return nil, err
 	}
-	if _, err := api.Ping(ctx); err != nil {
+	// Bounded: an engine (or a dial-stdio) that accepts and never answers
+	// must not hold the deploy.
+	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	if _, err := api.Ping(pctx); err != nil {
 		api.Close()
 		return nil, err
 	}

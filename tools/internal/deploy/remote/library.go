@@ -64,7 +64,7 @@ func (h *Host) ReadFiles(ctx context.Context, paths []string) (map[string][]byte
 	var b strings.Builder
 	for _, p := range paths {
 		// A size line, then exactly that many bytes; "-" for no file.
-		fmt.Fprintf(&b, "f=%s\nif [ -f \"$f\" ] && [ -r \"$f\" ]; then wc -c <\"$f\"; cat \"$f\"; else echo -; fi\n", q(p))
+		fmt.Fprintf(&b, "f=%s\nif [ -f \"$f\" ] && [ -r \"$f\" ]; then n=$(wc -c <\"$f\") && echo $n && cat \"$f\" || exit 1; else echo -; fi\n", q(p))
 	}
 	out, err := h.runQuiet(ctx, "read files", b.String(), nil)
 	if err != nil {

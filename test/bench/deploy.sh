@@ -10,9 +10,12 @@
 #   slipway:  `slipway deploy`, which also takes the lock, uploads the release
 #             atomically, writes release.json, health-gates, switches
 #             `current` and prunes; one SSH handshake.
+#   library:  the same with --compose library: Compose's own code in slipway
+#             converges through the SSH connection instead of the server's
+#             docker-compose (issue 20's target: <= 0.5x the classic script).
 # Before every timed run each tool puts release 1.0.0 back with its own
 # method (untimed), so each run is a real 1.0.0 -> 2.0.0 upgrade.
-# Target: slipway <= 1.0x the classic script.
+# Targets: slipway <= 1.0x the classic script; library <= 0.5x.
 # Needs the test services (make services) and bin/slipway (make build).
 # BENCH_RUNS (default 5) runs per command. Prints a TARGET line for make bench.
 set -euo pipefail
@@ -99,6 +102,7 @@ set -euo pipefail
 cd "$work/\$1"
 "$bin" deploy --host "$user@$host" --dir "$sdir" --identity "$key" --known-hosts "$kh" --env-file "$work/prod.env" >/dev/null 2>&1
 EOF
+sed 's/deploy --host/deploy --compose library --host/' "$work/slipway.sh" > "$work/library.sh"
 cat > "$work/check.sh" <<EOF
 #!/usr/bin/env bash
 # The version the proxy serves must be the one just deployed.
@@ -126,8 +130,10 @@ done
 hyperfine --runs "$runs" --export-json "$work/deploy.json" \
   --prepare "$work/classic.sh v1 && $work/check.sh 1.0.0" \
   --prepare "$work/slipway.sh v1 && $work/check.sh 1.0.0" \
+  --prepare "$work/library.sh v1 && $work/check.sh 1.0.0" \
   -n classic-scp-ssh "$work/classic.sh v2 && $work/check.sh 2.0.0" \
-  -n slipway-deploy "$work/slipway.sh v2 && $work/check.sh 2.0.0"
+  -n slipway-deploy "$work/slipway.sh v2 && $work/check.sh 2.0.0" \
+  -n slipway-library "$work/library.sh v2 && $work/check.sh 2.0.0"
 
 # One more deploy to count SSH handshakes, as slipway's own result reports
 # them (sshd's log would also count other clients of t1).
@@ -141,3 +147,9 @@ read -r r bm cm < <(jq -r '
   "\($c/$b*1000|round/1000) \($b*100|round/100) \($c*100|round/100)"' "$work/deploy.json")
 met=$(awk -v r="$r" 'BEGIN{print (r<=1.0)?"met":"NOT met"}')
 echo "TARGET deploy: slipway-deploy ${cm}s vs classic-scp-ssh ${bm}s (medians) = ${r}x (target <= 1.0x): $met"
+read -r rl lm < <(jq -r '
+  (.results[] | select(.command=="classic-scp-ssh") | .median) as $b |
+  (.results[] | select(.command=="slipway-library") | .median) as $c |
+  "\($c/$b*1000|round/1000) \($c*100|round/100)"' "$work/deploy.json")
+met=$(awk -v r="$rl" 'BEGIN{print (r<=0.5)?"met":"NOT met"}')
+echo "TARGET deploy-library: slipway-library ${lm}s vs classic-scp-ssh ${bm}s (medians) = ${rl}x (target <= 0.5x): $met"

@@ -31,6 +31,19 @@ func (e *itEnv) projectContainers(t *testing.T) map[string]string {
 	return m
 }
 
+// deployedByLibrary deploys rel, which must then serve version, converged
+// by the compose library.
+func (e *itEnv) deployedByLibrary(t *testing.T, rel, version string, mod func(*Options)) run {
+	t.Helper()
+	r := e.deploy(t, rel, mod)
+	wantCode(t, r, 0)
+	e.wantServing(t, rel, version)
+	if h := r.res.Hosts[0]; h.Compose != ComposeLibrary {
+		t.Errorf("result compose %q, want %q", h.Compose, ComposeLibrary)
+	}
+	return r
+}
+
 // TestIntegrationComposeLibrary deploys to a server that has Docker Engine
 // and its CLI but no Compose (the target's PortNoCompose), and with
 // --compose library to one that has Compose (v1 on t1), which then goes unused: the
@@ -61,12 +74,7 @@ func TestIntegrationComposeLibrary(t *testing.T) {
 
 	var before map[string]string
 	t.Run("first deploy without Compose on the server", func(t *testing.T) {
-		r := e.deploy(t, "v1", noCompose)
-		wantCode(t, r, 0)
-		e.wantServing(t, "v1", "1.0.0")
-		if h := r.res.Hosts[0]; h.Compose != ComposeLibrary {
-			t.Errorf("result compose %q, want %q", h.Compose, ComposeLibrary)
-		}
+		r := e.deployedByLibrary(t, "v1", "1.0.0", noCompose)
 		if !strings.Contains(r.stderr, "library "+want+" (none on the server)") {
 			t.Errorf("the log does not say the library converges:\n%s", r.stderr)
 		}
@@ -151,12 +159,7 @@ func TestIntegrationComposeLibrary(t *testing.T) {
 	})
 
 	t.Run("a server with Docker Engine and sshd only", func(t *testing.T) {
-		r := e.deploy(t, "v1", bare)
-		wantCode(t, r, 0)
-		e.wantServing(t, "v1", "1.0.0")
-		if h := r.res.Hosts[0]; h.Compose != ComposeLibrary {
-			t.Errorf("result compose %q, want %q", h.Compose, ComposeLibrary)
-		}
+		e.deployedByLibrary(t, "v1", "1.0.0", bare)
 		if out, err := e.targetDocker("image", "inspect", "--format", ".", e.web["1"]); err != nil {
 			t.Errorf("v1's web image was not pulled: %v: %s", err, out)
 		}

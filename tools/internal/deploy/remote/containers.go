@@ -86,13 +86,18 @@ docker inspect $ids`
 		}
 		cs = append(cs, c)
 	}
+	sortContainers(cs)
+	return cs, nil
+}
+
+// sortContainers orders by service, then name.
+func sortContainers(cs []Container) {
 	sort.Slice(cs, func(i, j int) bool {
 		if cs[i].Service != cs[j].Service {
 			return cs[i].Service < cs[j].Service
 		}
 		return cs[i].Name < cs[j].Name
 	})
-	return cs, nil
 }
 
 // Verdict classifies a container for the health gate.

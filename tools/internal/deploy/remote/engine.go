@@ -85,12 +85,7 @@ func (h *Host) containersAPI(ctx context.Context) ([]Container, error) {
 		}
 		cs = append(cs, ct)
 	}
-	sort.Slice(cs, func(i, j int) bool {
-		if cs[i].Service != cs[j].Service {
-			return cs[i].Service < cs[j].Service
-		}
-		return cs[i].Name < cs[j].Name
-	})
+	sortContainers(cs)
 	return cs, nil
 }
 

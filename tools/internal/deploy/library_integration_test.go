@@ -3,10 +3,14 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/slipway-dev/slipway/tools/internal/composelib"
 	"github.com/slipway-dev/slipway/tools/internal/exit"
@@ -178,6 +182,39 @@ func TestIntegrationComposeLibrary(t *testing.T) {
 		ro := RollbackOptions{Target: o.Target, Stdout: &out, Log: progress.New(testWriter{t}), Getenv: env(nil)}
 		if _, err := Rollback(context.Background(), ro); err != nil {
 			t.Fatal(err)
+		}
+		e.wantServing(t, "v2", "2.0.0")
+	})
+
+	t.Run("cancelled mid-converge: back on the previous release, or repaired", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var once sync.Once
+		// The library prints a line per finished step: the first one of the
+		// converge (web recreated, not started yet) cancels the deploy.
+		cut := writerFunc(func(p []byte) {
+			if strings.Contains(string(p), "Container "+itProject+"-web-1 Recreated") {
+				once.Do(cancel)
+			}
+		})
+		var out bytes.Buffer
+		o := Options{Target: e.target(), Manifest: e.rels["v1"], EnvFile: filepath.Join(filepath.Dir(e.rels["v1"]), "prod.env"),
+			HealthTimeout: 90 * time.Second, Stdout: &out, Log: progress.New(io.MultiWriter(testWriter{t}, cut)),
+			Getenv: env(map[string]string{"SLIPWAY_REGISTRY_USER": e.env.RegistryUser, "SLIPWAY_REGISTRY_PASSWORD": e.env.RegistryPassword, "HOME": "/nonexistent"})}
+		noCompose(&o)
+		res, err := Deploy(ctx, o)
+		if code := exit.Code(err); code != exit.Cancelled || res == nil {
+			t.Fatalf("cancelled deploy: exit %d (%v), want %d", code, err, exit.Cancelled)
+		}
+		switch st := res.Hosts[0].Status; st {
+		case StatusRolledBack:
+		case StatusLeftChanged:
+			ro := RollbackOptions{Target: o.Target, Repair: true, Stdout: &out, Log: progress.New(testWriter{t}), Getenv: env(nil)}
+			if _, err := Rollback(context.Background(), ro); err != nil {
+				t.Fatalf("rollback --repair: %v", err)
+			}
+		default:
+			t.Fatalf("cancelled deploy: host %s, want rolled back, or left changed and then repaired", st)
 		}
 		e.wantServing(t, "v2", "2.0.0")
 	})

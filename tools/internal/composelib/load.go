@@ -130,6 +130,15 @@ func resolveFiles(ctx context.Context, p *types.Project, read ReadFiles) error {
 func resolveEnv(s *types.ServiceConfig, projectEnv types.Mapping, files map[string][]byte) error {
 	s.Environment = s.Environment.Resolve(projectEnv.Resolve)
 	environment := s.Environment.ToMapping()
+	lookup := func(k string) (string, bool) {
+		if v, ok := projectEnv.Resolve(k); ok {
+			return v, true
+		}
+		if v, ok := s.Environment[k]; ok && v != nil {
+			return *v, true
+		}
+		return "", false
+	}
 	for _, f := range s.EnvFiles {
 		data, ok := files[f.Path]
 		if !ok {
@@ -137,15 +146,6 @@ func resolveEnv(s *types.ServiceConfig, projectEnv types.Mapping, files map[stri
 				return fmt.Errorf("env file %s not found on the server", f.Path)
 			}
 			continue
-		}
-		lookup := func(k string) (string, bool) {
-			if v, ok := projectEnv.Resolve(k); ok {
-				return v, true
-			}
-			if v, ok := s.Environment[k]; ok && v != nil {
-				return *v, true
-			}
-			return "", false
 		}
 		if err := dotenv.ParseWithFormat(bytes.NewReader(data), f.Path, environment, lookup, f.Format); err != nil {
 			return err

@@ -129,10 +129,7 @@ func forHosts(ctx context.Context, t *Target, log *progress.Logger, fn func(ctx 
 			if errors.Is(err, remote.ErrNoDocker) {
 				// No docker CLI: a server deployed through the compose
 				// library is read through its engine's API.
-				c.h.UseEngineAPI(f.EngineSocket)
-				if v, verr := c.h.EngineVersion(ctx); verr == nil {
-					f.DockerVersion = v
-				}
+				_ = c.h.UseEngineAPIOf(ctx, f) // unreachable: no containers listed, as before
 			}
 			errs[i] = fn(ctx, i, c, f)
 		}()

@@ -18,7 +18,7 @@ import (
 // Compose.
 type composeLibrary struct{}
 
-func (composeLibrary) Name() string { return "compose library " + composelib.Version }
+func (composeLibrary) Name() string { return "library " + composelib.Version }
 
 func (l composeLibrary) Up(ctx context.Context, h *remote.Host, release string) error {
 	return l.with(ctx, h, release, func(c *composelib.Compose, p *types.Project) error { return c.Up(ctx, p) })
@@ -77,14 +77,19 @@ func validComposeMode(mode string) error {
 	return exit.Usagef("--compose %q: want auto, library or cli", mode)
 }
 
+// libraryMayHelp reports whether Probe's error is a missing Compose or
+// docker CLI, which the compose library does without.
+func libraryMayHelp(probeErr error) bool {
+	return errors.Is(probeErr, remote.ErrNoCompose) || errors.Is(probeErr, remote.ErrNoDocker)
+}
+
 // chooseConverger decides, from --compose, the strategy and what the probe
 // found (probeErr is Probe's error), whether h converges through the compose
 // library, and sets it up: then the engine API carries reads and pulls too,
 // and a server without the docker CLI is reached through its engine's
 // socket. An error means the host cannot be deployed.
 func chooseConverger(ctx context.Context, mode, strategy string, h *remote.Host, facts *remote.Facts, probeErr error) error {
-	noCLI := errors.Is(probeErr, remote.ErrNoDocker)
-	noCompose := noCLI || errors.Is(probeErr, remote.ErrNoCompose)
+	noCompose := libraryMayHelp(probeErr)
 	if probeErr != nil && !noCompose {
 		return probeErr
 	}
@@ -101,16 +106,12 @@ func chooseConverger(ctx context.Context, mode, strategy string, h *remote.Host,
 	}
 	// Reached before anything changes: a library that cannot reach the
 	// engine must fail here, not mid-converge.
-	h.UseEngineAPI(facts.EngineSocket)
-	v, err := h.EngineVersion(ctx)
+	err := h.UseEngineAPIOf(ctx, facts)
 	switch {
 	case err != nil && probeErr != nil:
 		return fmt.Errorf("%w; Compose's own code in slipway could not reach the server's engine either: %v", probeErr, err)
 	case err != nil:
 		return fmt.Errorf("--compose library: %v", err)
-	}
-	if noCLI {
-		facts.DockerVersion = v
 	}
 	h.Lib = composeLibrary{}
 	// What the library reads is Compose v2's file format.

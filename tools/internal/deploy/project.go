@@ -118,7 +118,7 @@ func (d *HostDeploy) takeDownPrevious(ctx context.Context, swarm bool) ([]string
 		if err := old.WaitStackGone(ctx, d.upTimeout()); err != nil {
 			return vols, err
 		}
-	} else if err := old.Compose(ctx, d.Previous, "down", "--remove-orphans"); err != nil {
+	} else if err := old.Down(ctx, d.Previous); err != nil {
 		return vols, fmt.Errorf("taking project %s down: %w", d.prevProject, err)
 	}
 	if len(vols) > 0 {
@@ -143,7 +143,7 @@ func revertRenamed(ctx context.Context, strategy Strategy, d *HostDeploy) error 
 			return err
 		}
 	} else {
-		if err := d.Compose(ctx, d.Release, "down", "--remove-orphans"); err != nil {
+		if err := d.Host.Down(ctx, d.Release); err != nil {
 			return fmt.Errorf("taking project %s down: %w", d.Host.Project, err)
 		}
 		d.removeCreatedVolumes(ctx)

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"os/user"
-	"strings"
 	"time"
 
 	"github.com/slipway-dev/slipway/tools/internal/deploy/remote"
@@ -105,7 +104,7 @@ func whoami() string {
 
 func composeName(h *remote.Host, f *remote.Facts) string {
 	if h.Lib != nil {
-		name := strings.TrimPrefix(h.Lib.Name(), "compose ")
+		name := h.Lib.Name()
 		if f.Compose == "" {
 			name += " (none on the server)"
 		}

@@ -132,7 +132,7 @@ func rollbackHost(ctx context.Context, o *Options, to string, repair bool, r *ho
 	r.conn = c
 	h := c.h
 	facts, probeErr := h.Probe(ctx)
-	if probeErr != nil && !errors.Is(probeErr, remote.ErrNoCompose) && !errors.Is(probeErr, remote.ErrNoDocker) {
+	if probeErr != nil && !libraryMayHelp(probeErr) {
 		r.failUnchanged(log, probeErr)
 		return
 	}

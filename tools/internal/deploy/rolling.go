@@ -126,7 +126,7 @@ func (Rolling) Revert(ctx context.Context, d *HostDeploy) error {
 // restorePrevious puts the previous release back after a failed hook.
 func restorePrevious(ctx context.Context, d *HostDeploy) error {
 	if d.Previous == "" {
-		return d.Compose(ctx, d.Release, "down", "--remove-orphans")
+		return d.Host.Down(ctx, d.Release)
 	}
 	ro := newRoller(d, d.Previous, true)
 	if err := ro.load(ctx); err != nil {
@@ -237,7 +237,7 @@ func (ro *roller) run(ctx context.Context) error {
 		d.Log.Printf("no containers of project %s yet: compose up of release %s", d.Host.Project, short(ro.target))
 		uctx, cancel := context.WithTimeout(ctx, d.upTimeout())
 		defer cancel()
-		if err := d.Compose(uctx, ro.target, "up", "-d", "--remove-orphans"); err != nil {
+		if err := d.Host.Up(uctx, ro.target); err != nil {
 			return fmt.Errorf("converging: %w", err)
 		}
 		return nil

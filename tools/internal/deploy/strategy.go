@@ -197,7 +197,7 @@ func (d *HostDeploy) PreDeploy(ctx context.Context) error {
 		return nil
 	}
 	d.Log.Printf("pre-deploy hook: %s: %s", svc, cmd)
-	if err := d.Compose(ctx, d.Release, "run", "--rm", "-T", svc, "sh", "-c", cmd); err != nil {
+	if err := d.Host.RunOneOff(ctx, d.Release, svc, []string{"sh", "-c", cmd}); err != nil {
 		if inner := errors.Unwrap(err); inner != nil {
 			err = inner // the hook is named below; not the compose command line again
 		}
@@ -249,9 +249,9 @@ func (Recreate) Apply(ctx context.Context, d *HostDeploy) error {
 		rctx, cancel := cleanupContext(ctx, d.upTimeout())
 		var rerr error
 		if d.Previous != "" {
-			rerr = d.Compose(rctx, d.Previous, "up", "-d", "--remove-orphans")
+			rerr = d.Host.Up(rctx, d.Previous)
 		} else {
-			rerr = d.Compose(rctx, d.Release, "down", "--remove-orphans")
+			rerr = d.Host.Down(rctx, d.Release)
 		}
 		cancel()
 		if rerr != nil {
@@ -263,7 +263,7 @@ func (Recreate) Apply(ctx context.Context, d *HostDeploy) error {
 	start = time.Now()
 	uctx, cancel := context.WithTimeout(ctx, d.upTimeout())
 	defer cancel()
-	if err := d.Compose(uctx, d.Release, "up", "-d", "--remove-orphans"); err != nil {
+	if err := d.Host.Up(uctx, d.Release); err != nil {
 		return fmt.Errorf("converging: %w", err)
 	}
 	d.Done("up", start)
@@ -277,10 +277,10 @@ func (Recreate) Revert(ctx context.Context, d *HostDeploy) error {
 	defer cancel()
 	if d.Previous == "" {
 		d.Log.Printf("no previous release: stopping release %s (volumes kept)", short(d.Release))
-		return d.Compose(uctx, d.Release, "down", "--remove-orphans")
+		return d.Host.Down(uctx, d.Release)
 	}
 	d.pullPrevious(uctx)
-	if err := d.Compose(uctx, d.Previous, "up", "-d", "--remove-orphans"); err != nil {
+	if err := d.Host.Up(uctx, d.Previous); err != nil {
 		return fmt.Errorf("re-deploying release %s: %w", short(d.Previous), err)
 	}
 	return d.HealthGate(ctx, d.Previous)

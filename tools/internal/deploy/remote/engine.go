@@ -52,13 +52,23 @@ func (h *Host) Engine(ctx context.Context) (*engine.Client, error) {
 	return c, nil
 }
 
-// EngineVersion is the server's engine version through the API.
-func (h *Host) EngineVersion(ctx context.Context) (string, error) {
+// UseEngineAPIOf switches h to the engine API at the socket Probe found and
+// checks that the engine answers; where the server has no docker CLI, the
+// API's version fills f.DockerVersion.
+func (h *Host) UseEngineAPIOf(ctx context.Context, f *Facts) error {
+	h.UseEngineAPI(f.EngineSocket)
 	c, err := h.Engine(ctx)
 	if err != nil {
-		return "", err
+		return err
 	}
-	return c.ServerVersion(ctx)
+	v, err := c.ServerVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("the server's Docker Engine through the SSH connection: %w", err)
+	}
+	if f.DockerVersion == "" {
+		f.DockerVersion = v
+	}
+	return nil
 }
 
 func (h *Host) containersAPI(ctx context.Context) ([]Container, error) {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/slipway-dev/slipway/tools/internal/sshx"
 )
 
 // Library runs the compose commands a deploy needs through Compose's own
@@ -18,43 +20,44 @@ type Library interface {
 	Up(ctx context.Context, h *Host, release string) error
 	Down(ctx context.Context, h *Host, release string) error
 	Run(ctx context.Context, h *Host, release, service string, command []string) error
-	// Name says what converges, for the log ("library (Compose 5.0.0)").
+	// Name says what converges, for the log ("library 5.0.0").
 	Name() string
 }
 
 // ErrNeedsComposeCLI is a compose command the library path does not run.
 var ErrNeedsComposeCLI = fmt.Errorf("%w (the compose library runs up, down and run only)", ErrNoCompose)
 
-// libCompose maps the compose command lines slipway's recreate strategy
-// uses onto the library.
-func (h *Host) libCompose(ctx context.Context, release string, args []string) error {
-	var err error
-	switch {
-	case equalWords(args, "up", "-d", "--remove-orphans"):
-		err = h.Lib.Up(ctx, h, release)
-	case equalWords(args, "down", "--remove-orphans"):
-		err = h.Lib.Down(ctx, h, release)
-	case len(args) > 4 && equalWords(args[:3], "run", "--rm", "-T"):
-		err = h.Lib.Run(ctx, h, release, args[3], args[4:])
-	default:
-		return fmt.Errorf("compose %s: %w", strings.Join(args, " "), ErrNeedsComposeCLI)
+// Up converges release: `compose up -d --remove-orphans`, through the
+// library when the host has one. A change: a dry run prints it.
+func (h *Host) Up(ctx context.Context, release string) error {
+	return h.converge(ctx, release, []string{"up", "-d", "--remove-orphans"}, func() error { return h.Lib.Up(ctx, h, release) })
+}
+
+// Down stops release's project, volumes kept: `compose down --remove-orphans`.
+func (h *Host) Down(ctx context.Context, release string) error {
+	return h.converge(ctx, release, []string{"down", "--remove-orphans"}, func() error { return h.Lib.Down(ctx, h, release) })
+}
+
+// RunOneOff is `compose run --rm -T service command...` on release.
+func (h *Host) RunOneOff(ctx context.Context, release, service string, command []string) error {
+	args := append([]string{"run", "--rm", "-T", service}, command...)
+	return h.converge(ctx, release, args, func() error { return h.Lib.Run(ctx, h, release, service, command) })
+}
+
+// converge runs args on release with the server's Compose, or lib with the
+// library.
+func (h *Host) converge(ctx context.Context, release string, args []string, lib func() error) error {
+	if h.Lib == nil {
+		return h.Compose(ctx, release, args...)
 	}
-	if err != nil {
+	if h.DryRun {
+		h.Planf("%s: %s of %s/releases/%s", h.Lib.Name(), sshx.QuoteArgs(args...), h.Dir, release)
+		return nil
+	}
+	if err := lib(); err != nil {
 		return fmt.Errorf("compose %s (%s): %w", strings.Join(args, " "), h.Lib.Name(), err)
 	}
 	return nil
-}
-
-func equalWords(a []string, b ...string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // ReadFiles returns the contents of regular files on the server by absolute

@@ -2,7 +2,10 @@ package remote
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -24,23 +27,49 @@ func TestParseFiles(t *testing.T) {
 	}
 }
 
-func TestLibComposeRefusesWhatItCannotRun(t *testing.T) {
-	h := &Host{Lib: nopLib{}}
-	if err := h.libCompose(t.Context(), "r", []string{"up", "--no-start", "--scale", "web=2", "web"}); err == nil {
-		t.Fatal("no error for a command the library path does not run")
+func TestLibraryRunsUpDownRunAndRefusesTheRest(t *testing.T) {
+	lib := &recLib{}
+	h := &Host{Lib: lib, Dir: "/srv/app"}
+	err := h.Compose(t.Context(), "r", "up", "--no-start", "--scale", "web=2", "web")
+	if !errors.Is(err, ErrNeedsComposeCLI) {
+		t.Fatalf("a command the library path does not run: %v", err)
 	}
-	for _, args := range [][]string{{"up", "-d", "--remove-orphans"}, {"down", "--remove-orphans"}, {"run", "--rm", "-T", "web", "sh", "-c", "true"}} {
-		if err := h.libCompose(t.Context(), "r", args); err != nil {
-			t.Errorf("%v: %v", args, err)
-		}
+	if err := h.Up(t.Context(), "r"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Down(t.Context(), "r"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.RunOneOff(t.Context(), "r", "web", []string{"sh", "-c", "true"}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"up r", "down r", "run r web [sh -c true]"}; !reflect.DeepEqual(lib.calls, want) {
+		t.Errorf("library calls %q, want %q", lib.calls, want)
+	}
+	lib.err = errors.New("boom")
+	if err := h.Up(t.Context(), "r"); err == nil || !strings.Contains(err.Error(), "compose up -d --remove-orphans (rec): boom") {
+		t.Errorf("library error: %v", err)
 	}
 }
 
-type nopLib struct{}
-
-func (nopLib) Up(ctx context.Context, h *Host, release string) error   { return nil }
-func (nopLib) Down(ctx context.Context, h *Host, release string) error { return nil }
-func (nopLib) Run(ctx context.Context, h *Host, release, service string, command []string) error {
-	return nil
+type recLib struct {
+	calls []string
+	err   error
 }
-func (nopLib) Name() string { return "nop" }
+
+func (l *recLib) Up(ctx context.Context, h *Host, release string) error {
+	l.calls = append(l.calls, "up "+release)
+	return l.err
+}
+
+func (l *recLib) Down(ctx context.Context, h *Host, release string) error {
+	l.calls = append(l.calls, "down "+release)
+	return l.err
+}
+
+func (l *recLib) Run(ctx context.Context, h *Host, release, service string, command []string) error {
+	l.calls = append(l.calls, fmt.Sprintf("run %s %s %v", release, service, command))
+	return l.err
+}
+
+func (l *recLib) Name() string { return "rec" }

@@ -38,15 +38,15 @@ var ErrPull = errors.New("pulling images on the server failed")
 // is empty (an image reference the agent could not read statically),
 // `compose pull` of the release does it instead.
 func (h *Host) Pull(ctx context.Context, release string, images []string, registries []string, dockerConfig []byte) error {
-	if h.Lib != nil && len(images) == 0 {
-		return fmt.Errorf("pulling release %s: its image references are only known after the server's .env is applied, which `compose pull` does: %w", release, ErrNeedsComposeCLI)
-	}
-	if h.eng != nil && !h.DryRun {
+	if h.eng != nil {
+		switch {
+		case len(images) == 0:
+			return fmt.Errorf("pulling release %s: its image references are only known after the server's .env is applied, which `compose pull` does: %w", release, ErrNeedsComposeCLI)
+		case h.DryRun:
+			h.Planf("engine API through the SSH connection: pull (missing only, in parallel; credentials sent with the requests, nothing written on the server): %s", strings.Join(images, " "))
+			return nil
+		}
 		return h.pullAPI(ctx, images, registries, dockerConfig)
-	}
-	if h.DryRun && h.eng != nil {
-		h.Planf("engine API through the SSH connection: pull (missing only, in parallel; credentials sent with the requests, nothing written on the server): %s", strings.Join(images, " "))
-		return nil
 	}
 	if h.DryRun {
 		if len(dockerConfig) > 0 {

@@ -315,16 +315,13 @@ func (h *Host) ComposeArgs(release string, args ...string) []string {
 // Compose runs a compose command for release; output goes to the log. A
 // change: a dry run prints it.
 func (h *Host) Compose(ctx context.Context, release string, args ...string) error {
-	cmd := sshx.QuoteArgs(h.ComposeArgs(release, args...)...)
 	if h.Lib != nil {
-		cmd = h.Lib.Name() + ": " + sshx.QuoteArgs(args...) + " of " + h.Dir + "/releases/" + release
+		return fmt.Errorf("compose %s: %w", strings.Join(args, " "), ErrNeedsComposeCLI)
 	}
+	cmd := sshx.QuoteArgs(h.ComposeArgs(release, args...)...)
 	if h.DryRun {
 		h.Planf("%s", cmd)
 		return nil
-	}
-	if h.Lib != nil {
-		return h.libCompose(ctx, release, args)
 	}
 	// Compose v1 reads .env from the project directory; cd there as well so
 	// that relative paths in a user's hook behave as in the release.

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -48,7 +49,7 @@ func Load(ctx context.Context, r Release, read ReadFiles) (*types.Project, error
 	}
 	details := types.ConfigDetails{
 		WorkingDir:  r.Dir,
-		ConfigFiles: []types.ConfigFile{{Filename: file, Content: r.Compose}},
+		ConfigFiles: []types.ConfigFile{{Filename: file, Content: topVersion.ReplaceAll(r.Compose, nil)}},
 		Environment: env,
 	}
 	p, err := loader.LoadWithContext(ctx, details, func(o *loader.Options) {
@@ -68,6 +69,10 @@ func Load(ctx context.Context, r Release, read ReadFiles) (*types.Project, error
 	labelServices(p)
 	return p, nil
 }
+
+// topVersion is a top-level version: key, which docker stack needs in
+// slipway's swarm releases and Compose's loader warns about on stderr.
+var topVersion = regexp.MustCompile(`(?m)^version:[^\n]*\n`)
 
 // resolveFiles does what compose-go's environment resolution does, with the
 // env_file and label_file contents read from the server in one go.

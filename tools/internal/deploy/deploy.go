@@ -86,6 +86,7 @@ type HostResult struct {
 	Plan          []string          `json:"plan,omitempty"` // --dry-run: the remote actions
 	Seconds       float64           `json:"seconds"`
 	Handshakes    int               `json:"handshakes"`
+	Changes       []ServiceChange   `json:"changes,omitempty"`     // the change plan, per service
 	Interrupted   string            `json:"interrupted,omitempty"` // an earlier deploy that died mid-converge, repaired by this one
 	RenamedFrom   string            `json:"renamedFrom,omitempty"` // the project taken down for this one (--rename-project, or a rollback across a rename)
 	KeptVolumes   []string          `json:"keptVolumes,omitempty"` // RenamedFrom's named volumes, left in place
@@ -386,6 +387,14 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 	files, err := releaseFiles(b, h.Kind, facts.Dir, d.Previous, o, log)
 	if err != nil {
 		r.failUnchanged(log, err)
+		return
+	}
+	to, err := uploadRelease(ctx, h, commit, files)
+	if err == nil {
+		err = planChanges(ctx, d, r, rels, to)
+	}
+	if err != nil {
+		r.failUnchanged(log, fmt.Errorf("the change plan: %w", err))
 		return
 	}
 	start := time.Now()

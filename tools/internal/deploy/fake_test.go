@@ -87,7 +87,7 @@ func newFakeHost(t *testing.T, name string) *fakeHost {
 	sys := filepath.Join(root, "sys")
 	os.MkdirAll(sys, 0o755)
 	for _, tool := range []string{"sh", "cat", "mkdir", "mv", "rm", "ln", "tar", "find", "grep", "stat", "date", "readlink",
-		"mktemp", "dirname", "chmod", "tr", "printf", "sleep", "touch", "echo", "true", "false", "ls", "id", "cp"} {
+		"mktemp", "dirname", "chmod", "tr", "printf", "sleep", "touch", "echo", "true", "false", "ls", "id", "cp", "wc", "sha256sum"} {
 		if p, err := exec.LookPath(tool); err == nil {
 			os.Symlink(p, filepath.Join(sys, tool))
 		}

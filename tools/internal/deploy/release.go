@@ -29,9 +29,11 @@ func releaseFiles(b *bundle, kind remote.ComposeKind, dir, previous string, o *O
 	}
 	files := []remote.File{{Path: "compose.yaml", Mode: 0o644, Data: compose}}
 	var store []string
+	storePaths := map[string]string{}
 	for _, f := range refs {
 		if f.Store != "" {
 			store = append(store, f.Store)
+			storePaths[f.Store] = f.Path
 		}
 		if f.Path == "compose.yaml" || f.Path == ".env" || f.Path == "release.json" {
 			return nil, exit.Usagef("the compose file references %s, a name slipway uses in the release directory; rename it", f.Path)
@@ -43,6 +45,9 @@ func releaseFiles(b *bundle, kind remote.ComposeKind, dir, previous string, o *O
 	}
 	meta := releaseJSON(b, kind, previous, o)
 	meta.Store = store
+	if len(storePaths) > 0 {
+		meta.StorePaths = storePaths
+	}
 	data, err := json.MarshalIndent(meta, "", "  ")
 	if err != nil {
 		return nil, err

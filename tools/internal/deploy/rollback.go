@@ -239,6 +239,17 @@ func rollbackHost(ctx context.Context, o *Options, to string, repair bool, r *ho
 	}
 	r.d = d
 	log.Printf("rolling back from %s to %s", orNone(short(current)), short(target.Name))
+	toCfg, err := serverRelease(ctx, h, target.Name, target.Meta)
+	if err == nil && toCfg == nil {
+		err = fmt.Errorf("releases/%s is gone from the server", target.Name)
+	}
+	if err == nil {
+		err = planChanges(ctx, d, r, rels, toCfg)
+	}
+	if err != nil {
+		r.failUnchanged(log, fmt.Errorf("the change plan: %w", err))
+		return
+	}
 	if d.renamed() {
 		log.Printf("release %s was deployed as project %s, the current release as project %s: project %s is taken down (volumes kept), then %s comes up", short(target.Name), project, curProject, curProject, project)
 	}

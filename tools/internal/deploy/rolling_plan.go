@@ -318,22 +318,29 @@ func deepCopyJSON(m map[string]any) map[string]any {
 }
 
 func replaceDir(v any, relDir string) any {
+	return mapStrings(v, func(s string) string {
+		if s == relDir {
+			return releaseMark
+		}
+		return strings.ReplaceAll(s, relDir+"/", releaseMark+"/")
+	})
+}
+
+// mapStrings replaces, in place, every string in a JSON-like value by f's.
+func mapStrings(v any, f func(string) string) any {
 	switch v := v.(type) {
 	case map[string]any:
 		for k, x := range v {
-			v[k] = replaceDir(x, relDir)
+			v[k] = mapStrings(x, f)
 		}
 		return v
 	case []any:
 		for i, x := range v {
-			v[i] = replaceDir(x, relDir)
+			v[i] = mapStrings(x, f)
 		}
 		return v
 	case string:
-		if v == relDir {
-			return releaseMark
-		}
-		return strings.ReplaceAll(v, relDir+"/", releaseMark+"/")
+		return f(v)
 	}
 	return v
 }

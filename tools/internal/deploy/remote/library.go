@@ -65,10 +65,7 @@ func (h *Host) converge(ctx context.Context, release string, args []string, lib 
 // missing from the map.
 func (h *Host) ReadFiles(ctx context.Context, paths []string) (map[string][]byte, error) {
 	var b strings.Builder
-	for _, p := range paths {
-		// A size line, then exactly that many bytes; "-" for no file.
-		fmt.Fprintf(&b, "f=%s\nif [ -f \"$f\" ] && [ -r \"$f\" ]; then n=$(wc -c <\"$f\") && echo $n && cat \"$f\" || exit 1; else echo -; fi\n", q(p))
-	}
+	writeCatFiles(&b, paths)
 	out, err := h.runQuiet(ctx, "read files", b.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s on the server: %w", strings.Join(paths, ", "), err)
@@ -76,8 +73,19 @@ func (h *Host) ReadFiles(ctx context.Context, paths []string) (map[string][]byte
 	return parseFiles(out, paths)
 }
 
+// writeCatFiles writes the script that prints each file as a size line,
+// then exactly that many bytes; "-" for no file. parseFilesFrom reads it.
+func writeCatFiles(b *strings.Builder, paths []string) {
+	for _, p := range paths {
+		fmt.Fprintf(b, "f=%s\nif [ -f \"$f\" ] && [ -r \"$f\" ]; then n=$(wc -c <\"$f\") && echo $n && cat \"$f\" || exit 1; else echo -; fi\n", q(p))
+	}
+}
+
 func parseFiles(out []byte, paths []string) (map[string][]byte, error) {
-	r := bufio.NewReader(bytes.NewReader(out))
+	return parseFilesFrom(bufio.NewReader(bytes.NewReader(out)), paths)
+}
+
+func parseFilesFrom(r *bufio.Reader, paths []string) (map[string][]byte, error) {
 	files := map[string][]byte{}
 	for _, p := range paths {
 		line, err := r.ReadString('\n')

@@ -27,8 +27,9 @@ type ReleaseJSON struct {
 	Compose       string                  `json:"compose,omitempty"` // v1 or v2
 	Services      map[string]ReleaseImage `json:"services,omitempty"`
 	External      map[string]ReleaseImage `json:"external,omitempty"`
-	Images        []string                `json:"images"`          // every image@digest the release runs
-	Store         []string                `json:"store,omitempty"` // entries of <dir>/.slipway/files its compose file mounts
+	Images        []string                `json:"images"`               // every image@digest the release runs
+	Store         []string                `json:"store,omitempty"`      // entries of <dir>/.slipway/files its compose file mounts
+	StorePaths    map[string]string       `json:"storePaths,omitempty"` // Store entry -> the file's path in the release
 	Slipway       string                  `json:"slipway,omitempty"`
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 
@@ -12,12 +14,16 @@ import (
 	cliflags "github.com/docker/cli/cli/flags"
 	"github.com/docker/compose/v5/pkg/api"
 	"github.com/docker/compose/v5/pkg/compose"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 )
 
 // Compose runs Compose operations against one engine.
 type Compose struct {
 	svc api.Compose
+	api client.APIClient
+	out io.Writer
 }
 
 // New returns Compose over c. Progress lines ("Container x  Recreated")
@@ -37,22 +43,99 @@ func New(c client.APIClient, out io.Writer) (*Compose, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compose library: %w", err)
 	}
-	return &Compose{svc: svc}, nil
+	return &Compose{svc: svc, api: c, out: out}, nil
 }
 
 // Up is `docker compose up -d --remove-orphans`: services whose definition
-// or image changed are recreated, the others left running.
+// or image changed are recreated, the others left running. Unlike it, a
+// one-shot service (no restart policy) whose container completed (exit 0)
+// and was not recreated is not run again: Compose would start it on every
+// up, re-running a seed or migration job that nothing changed.
 func (c *Compose) Up(ctx context.Context, p *types.Project) error {
-	return c.svc.Up(ctx, p, api.UpOptions{
-		Create: api.CreateOptions{
-			RemoveOrphans:        true,
-			Recreate:             api.RecreateDiverged,
-			RecreateDependencies: api.RecreateDiverged,
-			Inherit:              true,
-			QuietPull:            true,
-		},
-		Start: api.StartOptions{Project: p},
+	err := c.svc.Create(ctx, p, api.CreateOptions{
+		RemoveOrphans:        true,
+		Recreate:             api.RecreateDiverged,
+		RecreateDependencies: api.RecreateDiverged,
+		Inherit:              true,
+		QuietPull:            true,
 	})
+	if err != nil {
+		return err
+	}
+	start, err := c.withoutCompleted(ctx, p)
+	if err != nil {
+		return err
+	}
+	return c.svc.Start(ctx, p.Name, api.StartOptions{Project: start})
+}
+
+// withoutCompleted returns p, or a copy of it in which the one-shot services
+// whose containers all completed are not started (Compose starts no
+// service with zero replicas; their dependants still see them completed).
+// Run after create: a recreated container is "created", not "exited".
+func (c *Compose) withoutCompleted(ctx context.Context, p *types.Project) (*types.Project, error) {
+	list, err := c.api.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+		filters.Arg("label", api.ProjectLabel+"="+p.Name), filters.Arg("label", api.OneoffLabel+"=False"))})
+	if err != nil {
+		return nil, fmt.Errorf("listing the project's containers: %w", err)
+	}
+	byService := map[string][]container.Summary{}
+	for _, ctr := range list {
+		svc := ctr.Labels[api.ServiceLabel]
+		byService[svc] = append(byService[svc], ctr)
+	}
+	var done []string
+	for name, s := range p.Services {
+		if !oneShot(s) || len(byService[name]) == 0 {
+			continue
+		}
+		completed := true
+		for _, ctr := range byService[name] {
+			if ctr.State != container.StateExited {
+				completed = false
+				break
+			}
+			info, err := c.api.ContainerInspect(ctx, ctr.ID)
+			if err != nil {
+				return nil, fmt.Errorf("inspecting %s: %w", ctr.ID, err)
+			}
+			if info.State == nil || info.State.ExitCode != 0 {
+				completed = false
+				break
+			}
+		}
+		if completed {
+			done = append(done, name)
+		}
+	}
+	if len(done) == 0 {
+		return p, nil
+	}
+	sort.Strings(done)
+	cp := *p
+	cp.Services = types.Services{}
+	zero := 0
+	for name, s := range p.Services {
+		if slices.Contains(done, name) {
+			d := types.DeployConfig{}
+			if s.Deploy != nil {
+				d = *s.Deploy
+			}
+			d.Replicas = &zero
+			s.Deploy = &d
+		}
+		cp.Services[name] = s
+	}
+	fmt.Fprintf(c.out, "%s: completed and unchanged, not run again\n", strings.Join(done, ", "))
+	return &cp, nil
+}
+
+// oneShot reports whether Compose leaves s stopped once it exits.
+func oneShot(s types.ServiceConfig) bool {
+	if s.Restart != "" && s.Restart != types.RestartPolicyNo {
+		return false
+	}
+	return s.Deploy == nil || s.Deploy.RestartPolicy == nil || s.Deploy.RestartPolicy.Condition == "" || s.Deploy.RestartPolicy.Condition == "none"
 }
 
 // Down is `docker compose down --remove-orphans` (volumes kept).

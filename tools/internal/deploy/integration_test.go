@@ -129,7 +129,16 @@ services:
     depends_on:
       db:
         condition: service_healthy
+{{- if .Init}}
+      init:
+        condition: service_completed_successfully
+{{- end}}
     restart: unless-stopped
+{{- if .Init}}
+  init:
+    image: {{.Proxy}}
+    command: ["sh", "-c", "echo {{.Init}}"]
+{{- end}}
   db:
     image: {{.DB}}
     environment:
@@ -182,6 +191,7 @@ type itSpec struct {
 	Worker, NeverReady      bool
 	Blob                    bool
 	Smoke500                bool
+	Init                    string // a one-shot service web waits for, printing this
 }
 
 // writeRelease writes a manifest + pinned compose file (as build and push

@@ -180,6 +180,8 @@ class JenkinsfileE2ETest {
         assert http("http://${target.Host}:8080/version") == "200 ${firstVersion}"
         assert http("http://${target.Host}:8080/healthz").startsWith('200 ')
         assert h.logText.contains('Pushed [web:sha256:')
+        // The change plan, printed before the deploy changed anything.
+        assert h.logText =~ /changes: .*web \((new service|new image)/
     }
 
     @Test

@@ -138,6 +138,48 @@ func oneShot(s types.ServiceConfig) bool {
 	return s.Deploy == nil || s.Deploy.RestartPolicy == nil || s.Deploy.RestartPolicy.Condition == "" || s.Deploy.RestartPolicy.Condition == "none"
 }
 
+// Scale is `docker compose up --no-deps --no-recreate --scale service=n
+// service`, with -d when start (else --no-start): n containers of service,
+// the ones there are kept whatever their definition, the others created
+// from p's.
+func (c *Compose) Scale(ctx context.Context, p *types.Project, service string, n int, start bool) error {
+	sp, err := p.WithSelectedServices([]string{service}, types.IgnoreDependencies)
+	if err != nil {
+		return err
+	}
+	s, ok := sp.Services[service]
+	if !ok {
+		return fmt.Errorf("no service %q in the release", service)
+	}
+	s.SetScale(n)
+	sp.Services[service] = s
+	err = c.svc.Create(ctx, sp, api.CreateOptions{
+		Services:             []string{service},
+		Recreate:             api.RecreateNever,
+		RecreateDependencies: api.RecreateNever,
+		Inherit:              true,
+		QuietPull:            true,
+	})
+	if err != nil || !start {
+		return err
+	}
+	return c.svc.Start(ctx, sp.Name, api.StartOptions{Project: sp, Services: []string{service}})
+}
+
+// Hashes are the config hashes Compose labels each service's containers
+// with (com.docker.compose.config-hash), as `docker compose config --hash`.
+func Hashes(p *types.Project) (map[string]string, error) {
+	out := map[string]string{}
+	for name, s := range p.Services {
+		h, err := compose.ServiceHash(s)
+		if err != nil {
+			return nil, fmt.Errorf("service %q: %w", name, err)
+		}
+		out[name] = h
+	}
+	return out, nil
+}
+
 // Down is `docker compose down --remove-orphans` (volumes kept).
 func (c *Compose) Down(ctx context.Context, p *types.Project) error {
 	return c.svc.Down(ctx, p.Name, api.DownOptions{RemoveOrphans: true, Project: p})

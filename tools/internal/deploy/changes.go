@@ -155,7 +155,11 @@ func loadRelease(ctx context.Context, h *remote.Host, release string, src *remot
 			return s
 		})
 	}
-	return &remote.ReleaseConfig{Release: release, Model: model, Files: src.Digests}, nil
+	hashes, err := composelib.Hashes(p)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", src.Dir, err)
+	}
+	return &remote.ReleaseConfig{Release: release, Model: model, Hashes: hashes, Files: src.Digests}, nil
 }
 
 // serverRelease reads a release from the server; nil when its directory is

@@ -163,8 +163,8 @@ func (o *Options) validate() (Strategy, error) {
 	if err := validComposeMode(o.Compose); err != nil {
 		return nil, err
 	}
-	if o.Compose == ComposeLibrary && s.Name() != "recreate" {
-		return nil, exit.Usagef("--compose library with --strategy %s: only the recreate strategy converges through the compose library yet; use --compose auto (the server's Compose) for %s", s.Name(), s.Name())
+	if o.Compose == ComposeLibrary && s.Name() == "swarm" {
+		return nil, exit.Usagef("--compose library with --strategy swarm: swarm deploys with the server's docker stack; use --compose auto")
 	}
 	if o.OnFailure != "rollback" && o.OnFailure != "stop" {
 		return nil, exit.Usagef("--on-failure %q: want rollback or stop", o.OnFailure)

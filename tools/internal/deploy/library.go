@@ -32,6 +32,32 @@ func (l composeLibrary) Run(ctx context.Context, h *remote.Host, release, servic
 	return l.with(ctx, h, release, func(c *composelib.Compose, p *types.Project) error { return c.Run(ctx, p, service, command) })
 }
 
+func (l composeLibrary) Scale(ctx context.Context, h *remote.Host, release, service string, n int, start bool) error {
+	return l.with(ctx, h, release, func(c *composelib.Compose, p *types.Project) error { return c.Scale(ctx, p, service, n, start) })
+}
+
+// Configs reads each release with Compose's loader; one that is gone is
+// left out, one that does not load has Err set.
+func (composeLibrary) Configs(ctx context.Context, h *remote.Host, releases []string) (map[string]*remote.ReleaseConfig, error) {
+	out := map[string]*remote.ReleaseConfig{}
+	for _, r := range releases {
+		src, err := h.ReadRelease(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		if src == nil {
+			continue
+		}
+		// Store mounts stay as they are: content-addressed, so they compare.
+		cfg, err := loadRelease(ctx, h, r, src, nil, h.ReadFiles)
+		if err != nil {
+			cfg = &remote.ReleaseConfig{Release: r, Err: err.Error()}
+		}
+		out[r] = cfg
+	}
+	return out, nil
+}
+
 // with loads the release as Compose on the server would (its files read in
 // one session) and runs fn against the engine.
 func (l composeLibrary) with(ctx context.Context, h *remote.Host, release string, fn func(*composelib.Compose, *types.Project) error) error {
@@ -98,11 +124,13 @@ func chooseConverger(ctx context.Context, mode, strategy string, h *remote.Host,
 		return probeErr
 	case mode != ComposeLibrary && !noCompose:
 		return nil
-	case strategy != "recreate":
+	case strategy == "rolling" && errors.Is(probeErr, remote.ErrNoDocker):
+		return fmt.Errorf("%w; the rolling strategy needs the docker CLI on the server (it stops and starts single containers with it), while --strategy recreate converges a server with Docker Engine alone", probeErr)
+	case strategy != "recreate" && strategy != "rolling":
 		if mode == ComposeLibrary {
 			return fmt.Errorf("--compose library: this release was deployed with the %s strategy, which drives the server's own Compose (or docker stack); roll it back with --compose auto", strategy)
 		}
-		return fmt.Errorf("%w; the %s strategy needs it (install the Compose plugin), while --strategy recreate converges a server without Compose through the SSH connection", probeErr, strategy)
+		return fmt.Errorf("%w; the %s strategy needs it (install the Compose plugin), while --strategy recreate or rolling converges a server without Compose through the SSH connection", probeErr, strategy)
 	}
 	// Reached before anything changes: a library that cannot reach the
 	// engine must fail here, not mid-converge.

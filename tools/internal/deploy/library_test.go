@@ -17,6 +17,7 @@ import (
 func TestChooseConverger(t *testing.T) {
 	noCompose := fmt.Errorf("%w: install it", remote.ErrNoCompose)
 	noEngine := fmt.Errorf("%w: start it", remote.ErrNoEngine)
+	noDocker := fmt.Errorf("%w: no CLI", remote.ErrNoDocker)
 	for _, tc := range []struct {
 		mode, strategy string
 		kind           remote.ComposeKind
@@ -27,7 +28,11 @@ func TestChooseConverger(t *testing.T) {
 		{"auto", "recreate", remote.ComposeV1, nil, false, ""},
 		{"", "recreate", remote.ComposeV2, nil, false, ""},
 		{"auto", "recreate", "", noCompose, true, ""},
-		{"auto", "rolling", "", noCompose, false, "--strategy recreate converges"},
+		{"auto", "rolling", "", noCompose, true, ""},
+		{"library", "rolling", remote.ComposeV1, nil, true, ""},
+		{"auto", "rolling", "", noDocker, false, "needs the docker CLI"},
+		{"auto", "recreate", "", noDocker, true, ""},
+		{"auto", "swarm", "", noCompose, false, "--strategy recreate or rolling converges"},
 		{"library", "recreate", remote.ComposeV1, nil, true, ""},
 		{"library", "recreate", "", noCompose, true, ""},
 		{"library", "swarm", remote.ComposeV2, nil, false, "roll it back with --compose auto"},

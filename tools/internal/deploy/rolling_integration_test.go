@@ -404,7 +404,25 @@ const rollMinRequests = 5000
 
 func TestIntegrationRolling(t *testing.T) {
 	tenv := rollFixtures(t)
+	testRolling(t, tenv, tenv.Targets[0], true)
+}
+
+// TestIntegrationRollingLibrary rolls through the compose library on a
+// server with the docker CLI and no Compose: the same update under load,
+// and the same rollback of a failing one.
+func TestIntegrationRollingLibrary(t *testing.T) {
+	tenv := rollFixtures(t)
 	tg := tenv.Targets[0]
+	if tg.PortNoCompose == 0 {
+		t.Fatalf("env.json has no PortNoCompose for %s: run test/scripts/services.sh up", tg.Name)
+	}
+	tg.Port = tg.PortNoCompose
+	testRolling(t, tenv, tg, false)
+}
+
+// testRolling runs the rolling strategy's scenario on tg; all adds the
+// pause and the recreate comparison.
+func testRolling(t *testing.T, tenv *testenv.Env, tg testenv.Target, all bool) {
 	project, port := siteName("slwroll")
 	s := newRollSite(t, tenv, project, port, tg)
 	s.release(t, "v1", rollSpec{Web: rollFix.web1, DBRev: "1"})
@@ -419,6 +437,9 @@ func TestIntegrationRolling(t *testing.T) {
 	wantCode(t, r, 0)
 	if got := s.version(tg); got != "1.0.0" {
 		t.Fatalf("after the first deploy: serving %q, want 1.0.0", got)
+	}
+	if want, got := tg.Port == tg.PortNoCompose, r.res.Hosts[0].Compose == ComposeLibrary; got != want {
+		t.Fatalf("converged with %q", r.res.Hosts[0].Compose)
 	}
 	before := s.containers(t, tg)
 
@@ -459,8 +480,13 @@ func TestIntegrationRolling(t *testing.T) {
 		if !strings.Contains(r.stderr, "left running, unchanged: proxy") {
 			t.Errorf("the log does not say the proxy was left alone")
 		}
-		// compose itself still sees the project as its own.
-		out, err := exec.Command("docker-compose", "-H", tg.DockerHost, "-p", s.project, "-f", filepath.Join(s.dir(tg), "current", "compose.yaml"),
+		// compose itself still sees the project as its own (v2 reads what
+		// the library converged: a release rendered in its format).
+		compose := "docker-compose"
+		if tg.Port == tg.PortNoCompose {
+			compose = tenv.ComposeV2
+		}
+		out, err := exec.Command(compose, "-H", tg.DockerHost, "-p", s.project, "-f", filepath.Join(s.dir(tg), "current", "compose.yaml"),
 			"--project-directory", filepath.Join(s.dir(tg), "current"), "ps", "--services", "--filter", "status=running").CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "web") || !strings.Contains(string(out), "db") {
 			t.Errorf("docker-compose ps: %v\n%s", err, out)
@@ -505,6 +531,9 @@ func TestIntegrationRolling(t *testing.T) {
 		}
 	})
 
+	if !all {
+		return
+	}
 	// failure_action: pause stops the rollout and leaves the host as it is for
 	// a person to look at: exit 5, the old web containers still serving, and
 	// the next deploy (below) converges the host again.

@@ -32,12 +32,7 @@ func (ro *roller) scaleUp(ctx context.Context, s *svcRoll, n int, hide bool) ([]
 	uctx, cancel := context.WithTimeout(ctx, d.upTimeout())
 	defer cancel()
 	start := time.Now()
-	scale := fmt.Sprintf("%s=%d", s.Name, total+n)
-	if hide {
-		err = d.Compose(uctx, ro.target, "up", "--no-start", "--no-deps", "--no-recreate", "--scale", scale, s.Name)
-	} else {
-		err = d.Compose(uctx, ro.target, "up", "-d", "--no-deps", "--no-recreate", "--scale", scale, s.Name)
-	}
+	err = d.Host.ScaleService(uctx, ro.target, s.Name, total+n, !hide)
 	after, lerr := d.Host.RollContainers(ctx)
 	var ids []string
 	if lerr == nil {

@@ -184,11 +184,6 @@ func (d *HostDeploy) pullPrevious(ctx context.Context) {
 	}
 }
 
-// Compose runs a compose command on a release.
-func (d *HostDeploy) Compose(ctx context.Context, release string, args ...string) error {
-	return d.Host.Compose(ctx, release, args...)
-}
-
 // PreDeploy runs the --pre-deploy hook (`compose run --rm SERVICE sh -c
 // COMMAND`) on the new release; a no-op without a hook.
 func (d *HostDeploy) PreDeploy(ctx context.Context) error {

@@ -20,12 +20,16 @@ type Library interface {
 	Up(ctx context.Context, h *Host, release string) error
 	Down(ctx context.Context, h *Host, release string) error
 	Run(ctx context.Context, h *Host, release, service string, command []string) error
+	Scale(ctx context.Context, h *Host, release, service string, n int, start bool) error
+	// Configs is ReleaseConfigs through Compose's loader: hashes of every
+	// release, the files' digests, no Compose run on the server.
+	Configs(ctx context.Context, h *Host, releases []string) (map[string]*ReleaseConfig, error)
 	// Name says what converges, for the log ("library 5.0.0").
 	Name() string
 }
 
 // ErrNeedsComposeCLI is a compose command the library path does not run.
-var ErrNeedsComposeCLI = fmt.Errorf("%w (the compose library runs up, down and run only)", ErrNoCompose)
+var ErrNeedsComposeCLI = fmt.Errorf("%w (the compose library runs up, down, run and scale only)", ErrNoCompose)
 
 // Up converges release: `compose up -d --remove-orphans`, through the
 // library when the host has one. A change: a dry run prints it.
@@ -42,6 +46,16 @@ func (h *Host) Down(ctx context.Context, release string) error {
 func (h *Host) RunOneOff(ctx context.Context, release, service string, command []string) error {
 	args := append([]string{"run", "--rm", "-T", service}, command...)
 	return h.converge(ctx, release, args, func() error { return h.Lib.Run(ctx, h, release, service, command) })
+}
+
+// ScaleService is `compose up --no-deps --no-recreate --scale service=n
+// service`, with -d when start, else --no-start.
+func (h *Host) ScaleService(ctx context.Context, release, service string, n int, start bool) error {
+	args := []string{"up", "--no-start", "--no-deps", "--no-recreate", "--scale", fmt.Sprintf("%s=%d", service, n), service}
+	if start {
+		args[1] = "-d"
+	}
+	return h.converge(ctx, release, args, func() error { return h.Lib.Scale(ctx, h, release, service, n, start) })
 }
 
 // converge runs args on release with the server's Compose, or lib with the

@@ -27,10 +27,10 @@ func TestParseFiles(t *testing.T) {
 	}
 }
 
-func TestLibraryRunsUpDownRunAndRefusesTheRest(t *testing.T) {
+func TestLibraryRunsUpDownRunScaleAndRefusesTheRest(t *testing.T) {
 	lib := &recLib{}
 	h := &Host{Lib: lib, Dir: "/srv/app"}
-	err := h.Compose(t.Context(), "r", "up", "--no-start", "--scale", "web=2", "web")
+	err := h.Compose(t.Context(), "r", "pull")
 	if !errors.Is(err, ErrNeedsComposeCLI) {
 		t.Fatalf("a command the library path does not run: %v", err)
 	}
@@ -43,7 +43,13 @@ func TestLibraryRunsUpDownRunAndRefusesTheRest(t *testing.T) {
 	if err := h.RunOneOff(t.Context(), "r", "web", []string{"sh", "-c", "true"}); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"up r", "down r", "run r web [sh -c true]"}; !reflect.DeepEqual(lib.calls, want) {
+	if err := h.ScaleService(t.Context(), "r", "web", 3, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.ReleaseConfigs(t.Context(), []string{"r"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"up r", "down r", "run r web [sh -c true]", "scale r web=3 start=false", "configs [r]"}; !reflect.DeepEqual(lib.calls, want) {
 		t.Errorf("library calls %q, want %q", lib.calls, want)
 	}
 	lib.err = errors.New("boom")
@@ -70,6 +76,16 @@ func (l *recLib) Down(ctx context.Context, h *Host, release string) error {
 func (l *recLib) Run(ctx context.Context, h *Host, release, service string, command []string) error {
 	l.calls = append(l.calls, fmt.Sprintf("run %s %s %v", release, service, command))
 	return l.err
+}
+
+func (l *recLib) Scale(ctx context.Context, h *Host, release, service string, n int, start bool) error {
+	l.calls = append(l.calls, fmt.Sprintf("scale %s %s=%d start=%v", release, service, n, start))
+	return l.err
+}
+
+func (l *recLib) Configs(ctx context.Context, h *Host, releases []string) (map[string]*ReleaseConfig, error) {
+	l.calls = append(l.calls, fmt.Sprintf("configs %v", releases))
+	return nil, l.err
 }
 
 func (l *recLib) Name() string { return "rec" }

@@ -62,6 +62,9 @@ const (
 // Python start-up on v1). A release whose directory is gone is left out of
 // the result; one that Compose cannot read has Err set.
 func (h *Host) ReleaseConfigs(ctx context.Context, releases []string, withHash map[string]bool) (map[string]*ReleaseConfig, error) {
+	if h.Lib != nil {
+		return h.Lib.Configs(ctx, h, releases)
+	}
 	var b strings.Builder
 	b.WriteString(h.dirVar())
 	b.WriteString(`t=$(mktemp -d "${TMPDIR:-/tmp}/slipway-cfg.XXXXXXXX") || exit 1

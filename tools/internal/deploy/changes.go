@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -246,6 +247,19 @@ func planChanges(ctx context.Context, d *HostDeploy, r *hostRun, rels []remote.R
 	d.Done("change plan", start)
 	logChanges(d.Log, r.res.Changes)
 	return nil
+}
+
+// imagesOf lists the images a loaded release runs, its .env applied: what
+// to pull when the agent could not read them statically.
+func imagesOf(cfg *remote.ReleaseConfig) []string {
+	var out []string
+	for _, name := range cfg.Services() {
+		if img, _ := cfg.Service(name)["image"].(string); img != "" && !slices.Contains(out, img) {
+			out = append(out, img)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func metaOf(rels []remote.Release, name string) *remote.ReleaseJSON {

@@ -306,4 +306,31 @@ func TestComposeV2Deploy(t *testing.T) {
 		}
 		lockFree(t)
 	})
+
+	// The same through the compose library: the release loaded with its
+	// .env names the images, pulled through the engine API.
+	t.Run("a dynamic image pulled by the compose library", func(t *testing.T) {
+		s.release(t, "dyn1", rollSpec{Web: web1, DBRev: "1"})
+		pinned := filepath.Join(filepath.Dir(s.rels["dyn1"]), "slipway-compose.pinned.yml")
+		data, err := os.ReadFile(pinned)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dyn := strings.Replace(string(data), "image: "+web1, "image: ${SLW_V1_WEB_IMAGE:-"+web1+"}", 1)
+		if err := os.WriteFile(pinned, []byte(dyn), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := targetCmd(tg, "rmi", web1); err != nil && !strings.Contains(out, "No such image") {
+			t.Fatalf("removing %s on the target: %v: %s", web1, err, out)
+		}
+		r := s.deploy(t, "dyn1", "recreate", func(o *Options) { o.Compose = ComposeLibrary })
+		wantCode(t, r, 0)
+		if !strings.Contains(r.stderr, "pulled "+web1) {
+			t.Errorf("the log does not name the pulled image %s", web1)
+		}
+		if got := s.version(tg); got != "1.0.0" {
+			t.Errorf("serving %q, want 1.0.0", got)
+		}
+		lockFree(t)
+	})
 }

@@ -397,6 +397,11 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 		r.failUnchanged(log, fmt.Errorf("the change plan: %w", err))
 		return
 	}
+	if d.images == nil && h.Lib != nil {
+		// Image references the server's .env decides: the library pulls
+		// what the loaded release names (the CLI would run compose pull).
+		d.images = imagesOf(to)
+	}
 	start := time.Now()
 	if err := h.Upload(ctx, commit, files); err != nil {
 		r.failUnchanged(log, err)

@@ -250,6 +250,9 @@ func rollbackHost(ctx context.Context, o *Options, to string, repair bool, r *ho
 		r.failUnchanged(log, fmt.Errorf("the change plan: %w", err))
 		return
 	}
+	if d.images == nil && h.Lib != nil {
+		d.images = imagesOf(toCfg)
+	}
 	if d.renamed() {
 		log.Printf("release %s was deployed as project %s, the current release as project %s: project %s is taken down (volumes kept), then %s comes up", short(target.Name), project, curProject, curProject, project)
 	}

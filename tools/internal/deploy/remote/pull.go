@@ -41,7 +41,7 @@ func (h *Host) Pull(ctx context.Context, release string, images []string, regist
 	if h.eng != nil {
 		switch {
 		case len(images) == 0:
-			return fmt.Errorf("pulling release %s: its image references are only known after the server's .env is applied, which `compose pull` does: %w", release, ErrNeedsComposeCLI)
+			return fmt.Errorf("pulling release %s: no image list (the compose library pulls the images of the release as loaded): %w", release, ErrNeedsComposeCLI)
 		case h.DryRun:
 			h.Planf("engine API through the SSH connection: pull (missing only, in parallel; credentials sent with the requests, nothing written on the server): %s", strings.Join(images, " "))
 			return nil

@@ -58,5 +58,5 @@ const targetUsage = "(--host [user@]host[:port]... | --hosts-file FILE) --dir PA
 // composeFlag says how deploy and rollback converge a host.
 func composeFlag() cli.Flag {
 	return &cli.StringFlag{Name: "compose", Value: deploy.ComposeAuto, EnvVars: []string{"SLIPWAY_COMPOSE"},
-		Usage: "how a host's release is converged: `auto` (the server's docker compose or docker-compose; where it has neither, Compose's own code built into slipway drives the server's Docker Engine through the SSH connection), library (always the latter, with containers, logs and pulls through the Engine API too: the server needs Docker Engine and sshd, no Compose and no docker CLI; rolling needs the docker CLI too; not swarm) or cli (always the server's Compose)"}
+		Usage: "how a host's release is converged: `auto` (the server's docker compose or docker-compose; where it has neither, Compose's own code built into slipway drives the server's Docker Engine through the SSH connection), library (always the latter, with containers, logs and pulls through the Engine API too: the server needs Docker Engine and sshd, no Compose and no docker CLI; recreate and rolling, not swarm) or cli (always the server's Compose)"}
 }

@@ -124,8 +124,6 @@ func chooseConverger(ctx context.Context, mode, strategy string, h *remote.Host,
 		return probeErr
 	case mode != ComposeLibrary && !noCompose:
 		return nil
-	case strategy == "rolling" && errors.Is(probeErr, remote.ErrNoDocker):
-		return fmt.Errorf("%w; the rolling strategy needs the docker CLI on the server (it stops and starts single containers with it), while --strategy recreate converges a server with Docker Engine alone", probeErr)
 	case strategy != "recreate" && strategy != "rolling":
 		if mode == ComposeLibrary {
 			return fmt.Errorf("--compose library: this release was deployed with the %s strategy, which drives the server's own Compose (or docker stack); roll it back with --compose auto", strategy)

@@ -65,13 +65,10 @@ func TestIntegrationComposeLibrary(t *testing.T) {
 		t.Fatal("the test binary carries no Compose module version")
 	}
 
-	t.Run("rolling needs the docker CLI", func(t *testing.T) {
-		r := e.deploy(t, "v1", func(o *Options) {
-			o.Hosts = []string{e.tg.User + "@" + net.JoinHostPort(e.tg.Host, strconv.Itoa(e.tg.PortBare))}
-			o.Strategy = "rolling"
-		})
+	t.Run("swarm needs Compose", func(t *testing.T) {
+		r := e.deploy(t, "v1", func(o *Options) { noCompose(o); o.Strategy = "swarm" })
 		wantCode(t, r, exit.Failed)
-		if r.err == nil || !strings.Contains(r.err.Error(), "needs the docker CLI") || !strings.Contains(r.err.Error(), "--strategy recreate") {
+		if r.err == nil || !strings.Contains(r.err.Error(), "compose not found") || !strings.Contains(r.err.Error(), "--strategy recreate or rolling") {
 			t.Errorf("error: %v", r.err)
 		}
 		if got := e.releaseDirs(); len(got) != 0 {

@@ -30,7 +30,7 @@ func TestChooseConverger(t *testing.T) {
 		{"auto", "recreate", "", noCompose, true, ""},
 		{"auto", "rolling", "", noCompose, true, ""},
 		{"library", "rolling", remote.ComposeV1, nil, true, ""},
-		{"auto", "rolling", "", noDocker, false, "needs the docker CLI"},
+		{"auto", "rolling", "", noDocker, true, ""},
 		{"auto", "recreate", "", noDocker, true, ""},
 		{"auto", "swarm", "", noCompose, false, "--strategy recreate or rolling converges"},
 		{"library", "recreate", remote.ComposeV1, nil, true, ""},

@@ -408,15 +408,15 @@ func TestIntegrationRolling(t *testing.T) {
 }
 
 // TestIntegrationRollingLibrary rolls through the compose library on a
-// server with the docker CLI and no Compose: the same update under load,
-// and the same rollback of a failing one.
+// server with Docker Engine only (no Compose, no docker CLI): the same
+// update under load, and the same rollback of a failing one.
 func TestIntegrationRollingLibrary(t *testing.T) {
 	tenv := rollFixtures(t)
 	tg := tenv.Targets[0]
-	if tg.PortNoCompose == 0 {
-		t.Fatalf("env.json has no PortNoCompose for %s: run test/scripts/services.sh up", tg.Name)
+	if tg.PortBare == 0 {
+		t.Fatalf("env.json has no PortBare for %s: run test/scripts/services.sh up", tg.Name)
 	}
-	tg.Port = tg.PortNoCompose
+	tg.Port = tg.PortBare
 	testRolling(t, tenv, tg, false)
 }
 
@@ -438,7 +438,7 @@ func testRolling(t *testing.T, tenv *testenv.Env, tg testenv.Target, all bool) {
 	if got := s.version(tg); got != "1.0.0" {
 		t.Fatalf("after the first deploy: serving %q, want 1.0.0", got)
 	}
-	if want, got := tg.Port == tg.PortNoCompose, r.res.Hosts[0].Compose == ComposeLibrary; got != want {
+	if want, got := tg.Port == tg.PortBare, r.res.Hosts[0].Compose == ComposeLibrary; got != want {
 		t.Fatalf("converged with %q", r.res.Hosts[0].Compose)
 	}
 	before := s.containers(t, tg)
@@ -483,7 +483,7 @@ func testRolling(t *testing.T, tenv *testenv.Env, tg testenv.Target, all bool) {
 		// compose itself still sees the project as its own (v2 reads what
 		// the library converged: a release rendered in its format).
 		compose := "docker-compose"
-		if tg.Port == tg.PortNoCompose {
+		if tg.Port == tg.PortBare {
 			compose = tenv.ComposeV2
 		}
 		out, err := exec.Command(compose, "-H", tg.DockerHost, "-p", s.project, "-f", filepath.Join(s.dir(tg), "current", "compose.yaml"),

@@ -231,6 +231,9 @@ type rollInspect struct {
 // containers excluded) with their compose labels, sorted by service and
 // container number.
 func (h *Host) RollContainers(ctx context.Context) ([]RollContainer, error) {
+	if h.eng != nil {
+		return h.rollContainersAPI(ctx)
+	}
 	script := `ids=$(docker ps -aq --no-trunc --filter ` + q("label=com.docker.compose.project="+h.Project) + `) || exit 1
 [ -z "$ids" ] && { echo '[]'; exit 0; }
 docker inspect $ids 2>/dev/null
@@ -247,8 +250,13 @@ func (h *Host) InspectContainers(ctx context.Context, ids []string) ([]RollConta
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	script := "docker inspect " + sshx.QuoteArgs(ids...) + " 2>/dev/null\nexit 0"
-	out, err := h.runQuiet(ctx, "inspect", script, nil)
+	var out []byte
+	var err error
+	if h.eng != nil {
+		out, err = h.inspectAPI(ctx, ids)
+	} else {
+		out, err = h.runQuiet(ctx, "inspect", "docker inspect "+sshx.QuoteArgs(ids...)+" 2>/dev/null\nexit 0", nil)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("inspecting containers: %w", err)
 	}
@@ -321,6 +329,13 @@ func (h *Host) StopRemove(ctx context.Context, ids []string, grace time.Duration
 		h.Planf("docker stop -t %d %s; docker rm -v", secs, strings.Join(shortIDs(ids), " "))
 		return nil
 	}
+	if h.eng != nil {
+		err := h.stopRemoveAPI(ctx, ids, grace)
+		if err != nil {
+			return fmt.Errorf("stopping and removing %s: %w", strings.Join(shortIDs(ids), ", "), err)
+		}
+		return nil
+	}
 	if _, err := h.run(ctx, "stop containers", script, nil); err != nil {
 		return fmt.Errorf("stopping and removing %s: %w", strings.Join(shortIDs(ids), ", "), err)
 	}
@@ -337,7 +352,13 @@ func (h *Host) RemoveForce(ctx context.Context, ids []string) error {
 		h.Planf("docker rm -f -v %s", strings.Join(shortIDs(ids), " "))
 		return nil
 	}
-	if _, err := h.run(ctx, "remove containers", "docker rm -f -v "+sshx.QuoteArgs(ids...)+" >/dev/null", nil); err != nil {
+	var err error
+	if h.eng != nil {
+		err = h.removeAPI(ctx, ids, true)
+	} else {
+		_, err = h.run(ctx, "remove containers", "docker rm -f -v "+sshx.QuoteArgs(ids...)+" >/dev/null", nil)
+	}
+	if err != nil {
 		return fmt.Errorf("removing %s: %w", strings.Join(shortIDs(ids), ", "), err)
 	}
 	return nil
@@ -382,7 +403,13 @@ func (h *Host) Reattach(ctx context.Context, id string, nets []NetAttach) error 
 		h.Planf("docker network disconnect (all) + %s %s", strings.Join(plan, "; "), shortIDs([]string{id})[0])
 		return nil
 	}
-	if _, err := h.run(ctx, "network aliases", b.String(), nil); err != nil {
+	var err error
+	if h.eng != nil {
+		err = h.reattachAPI(ctx, id, nets)
+	} else {
+		_, err = h.run(ctx, "network aliases", b.String(), nil)
+	}
+	if err != nil {
 		return fmt.Errorf("attaching container %s to its networks: %w", shortIDs([]string{id})[0], err)
 	}
 	return nil
@@ -397,7 +424,13 @@ func (h *Host) StartContainers(ctx context.Context, ids []string) error {
 		h.Planf("docker start %s", strings.Join(shortIDs(ids), " "))
 		return nil
 	}
-	if _, err := h.run(ctx, "start containers", "docker start "+sshx.QuoteArgs(ids...)+" >/dev/null", nil); err != nil {
+	var err error
+	if h.eng != nil {
+		err = h.startAPI(ctx, ids)
+	} else {
+		_, err = h.run(ctx, "start containers", "docker start "+sshx.QuoteArgs(ids...)+" >/dev/null", nil)
+	}
+	if err != nil {
 		return fmt.Errorf("starting %s: %w", strings.Join(shortIDs(ids), ", "), err)
 	}
 	return nil

@@ -13,17 +13,9 @@
 # Needs the test services (make services) and bin/slipway (make build).
 # BENCH_RUNS (default 5) runs per command.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-root=$PWD
-bin=$root/bin/slipway
-state=${SLIPWAY_TEST_STATE:-$root/.state}
-runs=${BENCH_RUNS:-5}
-[ -x "$bin" ] || { echo "buildkit bench: $bin missing: run make build" >&2; exit 1; }
-[ -f "$state/env.sh" ] || { echo "buildkit bench: $state/env.sh missing: run make services" >&2; exit 1; }
-# shellcheck disable=SC1091
-. "$state/env.sh"
-export SLIPWAY_REGISTRY_USER=$SLIPWAY_TEST_REGISTRY_USER SLIPWAY_REGISTRY_PASSWORD=$SLIPWAY_TEST_REGISTRY_PASSWORD
-export DOCKER_CONFIG=$SLIPWAY_TEST_DOCKER_CONFIG
+# shellcheck source=test/bench/lib/common.sh
+. "$(dirname "$0")/lib/common.sh"
+bench_setup "buildkit bench"
 
 work=$(mktemp -d /tmp/slipway-bench-bk.XXXXXX)
 ns=slipway-bench/bk$(date +%s)

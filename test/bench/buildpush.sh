@@ -15,18 +15,10 @@
 # Needs the test services (make services) and bin/slipway (make build).
 # BENCH_RUNS (default 5) runs per command; BENCH_PARTS=build or push runs one half. Prints TARGET lines for make bench.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-root=$PWD
-bin=$root/bin/slipway
-state=${SLIPWAY_TEST_STATE:-$root/.state}
-runs=${BENCH_RUNS:-5}
+# shellcheck source=test/bench/lib/common.sh
+. "$(dirname "$0")/lib/common.sh"
+bench_setup "buildpush"
 parts=${BENCH_PARTS:-all} # all, build or push
-[ -x "$bin" ] || { echo "buildpush: $bin missing: run make build" >&2; exit 1; }
-[ -f "$state/env.sh" ] || { echo "buildpush: $state/env.sh missing: run make services" >&2; exit 1; }
-# shellcheck disable=SC1091
-. "$state/env.sh"
-export SLIPWAY_REGISTRY_USER=$SLIPWAY_TEST_REGISTRY_USER SLIPWAY_REGISTRY_PASSWORD=$SLIPWAY_TEST_REGISTRY_PASSWORD
-export DOCKER_CONFIG=$SLIPWAY_TEST_DOCKER_CONFIG
 # docker-compose 1.29 builds through the engine API (classic builder), as slipway does.
 export COMPOSE_DOCKER_CLI_BUILD=0 DOCKER_BUILDKIT=0
 

@@ -11,30 +11,18 @@
 # Needs the test services (make services) and bin/slipway (make build).
 # BENCH_RUNS (default 5) runs per command. Prints TARGET lines for make bench.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-root=$PWD
-bin=$root/bin/slipway
-state=${SLIPWAY_TEST_STATE:-$root/.state}
-runs=${BENCH_RUNS:-5}
-[ -x "$bin" ] || { echo "changes bench: $bin missing: run make build" >&2; exit 1; }
-[ -f "$state/env.sh" ] || { echo "changes bench: $state/env.sh missing: run make services" >&2; exit 1; }
-# shellcheck disable=SC1091
-. "$state/env.sh"
-export SLIPWAY_REGISTRY_USER=$SLIPWAY_TEST_REGISTRY_USER SLIPWAY_REGISTRY_PASSWORD=$SLIPWAY_TEST_REGISTRY_PASSWORD
-export DOCKER_CONFIG=$SLIPWAY_TEST_DOCKER_CONFIG
+# shellcheck source=test/bench/lib/common.sh
+. "$(dirname "$0")/lib/common.sh"
+bench_setup "changes bench"
 
 host=$SLIPWAY_TEST_T3_HOST
 user=$SLIPWAY_TEST_T3_USER
 kh=$SLIPWAY_TEST_T3_KNOWN_HOSTS
-tdocker="docker -H $SLIPWAY_TEST_T3_DOCKER_HOST"
 project=slwbenchchanges
 dir=$SLIPWAY_TEST_T3_DIR/bench-changes
 work=$(mktemp -d /tmp/slipway-bench-changes.XXXXXX)
 cleanup() {
-  ids=$($tdocker ps -aq --filter "label=com.docker.compose.project=$project" 2>/dev/null || true)
-  # shellcheck disable=SC2086 # one word per container id
-  [ -z "$ids" ] || $tdocker rm -f $ids >/dev/null 2>&1 || true
-  $tdocker network rm "${project}_default" >/dev/null 2>&1 || true
+  bench_remove_project "$SLIPWAY_TEST_T3_DOCKER_HOST" "$project"
   rm -rf "$dir" "$work"
 }
 trap cleanup EXIT
@@ -83,12 +71,7 @@ hyperfine --runs "$runs" --export-json "$work/changes.json" \
   -n one-changed "$work/deploy.sh one" \
   -n all-changed "$work/deploy.sh all"
 
-read -r r om am < <(jq -r '
-  (.results[] | select(.command=="all-changed") | .median) as $b |
-  (.results[] | select(.command=="one-changed") | .median) as $c |
-  "\($c/$b*1000|round/1000) \($c*100|round/100) \($b*100|round/100)"' "$work/changes.json")
-met=$(awk -v r="$r" 'BEGIN{print (r<=0.4)?"met":"NOT met"}')
-echo "TARGET deploy-one-changed: one-changed ${om}s vs all-changed ${am}s (medians) = ${r}x (target <= 0.4x): $met"
+bench_ratio "$work/changes.json" deploy-one-changed all-changed one-changed 0.4
 # The plan's time, median over every deploy above ("change plan done in 85ms" or "1.2s").
 grep -o 'change plan done in [0-9.]*m\?s' "$work/deploy.log" | awk '{v=$5; if (v ~ /ms$/) {sub(/ms$/,"",v); v/=1000} else sub(/s$/,"",v); print v}' |
   sort -n | awk '{v[NR]=$1} END {if (!NR) {print "TARGET change-plan: no timings in the deploy log: NOT met"; exit}

@@ -19,23 +19,14 @@
 # Needs the test services (make services) and bin/slipway (make build).
 # BENCH_RUNS (default 5) runs per command. Prints a TARGET line for make bench.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-root=$PWD
-bin=$root/bin/slipway
-state=${SLIPWAY_TEST_STATE:-$root/.state}
-runs=${BENCH_RUNS:-5}
-[ -x "$bin" ] || { echo "deploy bench: $bin missing: run make build" >&2; exit 1; }
-[ -f "$state/env.sh" ] || { echo "deploy bench: $state/env.sh missing: run make services" >&2; exit 1; }
-# shellcheck disable=SC1091
-. "$state/env.sh"
-export SLIPWAY_REGISTRY_USER=$SLIPWAY_TEST_REGISTRY_USER SLIPWAY_REGISTRY_PASSWORD=$SLIPWAY_TEST_REGISTRY_PASSWORD
-export DOCKER_CONFIG=$SLIPWAY_TEST_DOCKER_CONFIG
+# shellcheck source=test/bench/lib/common.sh
+. "$(dirname "$0")/lib/common.sh"
+bench_setup "deploy bench"
 
 host=$SLIPWAY_TEST_T1_HOST
 user=$SLIPWAY_TEST_T1_USER
 key=$SLIPWAY_TEST_SSH_KEY
 kh=$SLIPWAY_TEST_T1_KNOWN_HOSTS
-tdocker="docker -H $SLIPWAY_TEST_T1_DOCKER_HOST"
 project=slwbench
 port=18090
 sdir=$SLIPWAY_TEST_T1_DIR/bench-slipway  # slipway's deploy directory
@@ -43,11 +34,7 @@ cdir=$SLIPWAY_TEST_T1_DIR/bench-classic  # the classic recipe's directory
 
 work=$(mktemp -d /tmp/slipway-bench-deploy.XXXXXX)
 cleanup() {
-  ids=$($tdocker ps -aq --filter "label=com.docker.compose.project=$project" 2>/dev/null || true)
-  # shellcheck disable=SC2086 # one word per container id
-  [ -z "$ids" ] || $tdocker rm -f $ids >/dev/null 2>&1 || true
-  $tdocker volume rm -f "${project}_dbdata" >/dev/null 2>&1 || true
-  $tdocker network rm "${project}_default" >/dev/null 2>&1 || true
+  bench_remove_project "$SLIPWAY_TEST_T1_DOCKER_HOST" "$project"
   rm -rf "$sdir" "$cdir" "$work"
 }
 trap cleanup EXIT
@@ -56,17 +43,7 @@ cleanup_start
 mkdir -p "$work"
 
 # --- two releases through the real pipeline: build + push ------------------
-echo "deploy bench: building and pushing sampleapp 1.0.0 and 2.0.0" >&2
-reg=$SLIPWAY_TEST_REGISTRY/slipway-bench-deploy
-release() { # dir: build + push in that repository
-  (cd "$1" && COMPOSE_PROJECT_NAME=$project "$bin" build --registry "$reg" >/dev/null 2>&1 \
-     && "$bin" push >/dev/null 2>&1) || { echo "deploy bench: build/push failed in $1" >&2; exit 1; }
-}
-test/scripts/sampleapp-repo.sh "$work/v1" >/dev/null
-release "$work/v1"
-cp -R "$work/v1" "$work/v2"
-test/scripts/sampleapp-repo.sh "$work/v2" 2.0.0 >/dev/null
-release "$work/v2"
+bench_sampleapp "deploy bench" "$work" "$SLIPWAY_TEST_REGISTRY/slipway-bench-deploy" "$project"
 printf 'WEB_PORT=%s\n' "$port" > "$work/prod.env"
 
 ssho=(-i "$key" -o "UserKnownHostsFile=$kh" -o BatchMode=yes -o StrictHostKeyChecking=yes)
@@ -103,13 +80,8 @@ cd "$work/\$1"
 "$bin" deploy --host "$user@$host" --dir "$sdir" --identity "$key" --known-hosts "$kh" --env-file "$work/prod.env" >/dev/null 2>&1
 EOF
 sed 's/deploy --host/deploy --compose library --host/' "$work/slipway.sh" > "$work/library.sh"
-cat > "$work/check.sh" <<EOF
-#!/usr/bin/env bash
-# The version the proxy serves must be the one just deployed.
-got=\$(curl -sf --max-time 5 "http://$host:$port/version" || true)
-[ "\$got" = "\$1" ] || { echo "deploy bench: serving '\$got', want '\$1'" >&2; exit 1; }
-EOF
 chmod +x "$work"/*.sh
+bench_check "deploy bench" "$work" "http://$host:$port/version"
 
 # Warm up: images pulled, volume initialised, both directories populated.
 "$work/slipway.sh" v2 && "$work/check.sh" 2.0.0
@@ -117,13 +89,7 @@ chmod +x "$work"/*.sh
 # The classic recipe's files: the same pinned images and settings, as the
 # compose file slipway rendered for this server's docker-compose 1.29 (the
 # pinned file itself has keys 1.29 rejects), its nginx.conf and the .env.
-for v in v1 v2; do
-  commit=$(jq -r .commit "$work/$v/slipway-release.json")
-  mkdir -p "$work/classic-$v/proxy"
-  cp "$sdir/releases/$commit/compose.yaml" "$work/classic-$v/docker-compose.yml"
-  cp "$work/$v/proxy/nginx.conf" "$work/classic-$v/proxy/"
-  cp "$work/prod.env" "$work/classic-$v/.env"
-done
+bench_recipe_files "$work" "$sdir" classic docker-compose.yml
 "$work/classic.sh" v2 && "$work/check.sh" 2.0.0
 "$work/classic.sh" v1 && "$work/check.sh" 1.0.0
 
@@ -141,15 +107,5 @@ hs=$(cd "$work/v1" && "$bin" deploy --host "$user@$host" --dir "$sdir" --identit
   --env-file "$work/prod.env" --json 2>/dev/null | jq -r '.hosts[0].handshakes')
 echo "slipway deploy: $hs SSH handshake(s) for the host"
 
-read -r r bm cm < <(jq -r '
-  (.results[] | select(.command=="classic-scp-ssh") | .median) as $b |
-  (.results[] | select(.command=="slipway-deploy") | .median) as $c |
-  "\($c/$b*1000|round/1000) \($b*100|round/100) \($c*100|round/100)"' "$work/deploy.json")
-met=$(awk -v r="$r" 'BEGIN{print (r<=1.0)?"met":"NOT met"}')
-echo "TARGET deploy: slipway-deploy ${cm}s vs classic-scp-ssh ${bm}s (medians) = ${r}x (target <= 1.0x): $met"
-read -r rl lm < <(jq -r '
-  (.results[] | select(.command=="classic-scp-ssh") | .median) as $b |
-  (.results[] | select(.command=="slipway-library") | .median) as $c |
-  "\($c/$b*1000|round/1000) \($c*100|round/100)"' "$work/deploy.json")
-met=$(awk -v r="$rl" 'BEGIN{print (r<=0.5)?"met":"NOT met"}')
-echo "TARGET deploy-library: slipway-library ${lm}s vs classic-scp-ssh ${bm}s (medians) = ${rl}x (target <= 0.5x): $met"
+bench_ratio "$work/deploy.json" deploy classic-scp-ssh slipway-deploy 1.0
+bench_ratio "$work/deploy.json" deploy-library classic-scp-ssh slipway-library 0.5

@@ -23,53 +23,31 @@
 # Needs the test services (make services) and bin/slipway (make build).
 # BENCH_RUNS (default 5) runs per command. Prints TARGET lines for make bench.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-root=$PWD
-bin=$root/bin/slipway
-state=${SLIPWAY_TEST_STATE:-$root/.state}
-runs=${BENCH_RUNS:-5}
 if [ -z "${DOCKER_ROLLOUT:-}" ] || [ ! -f "$DOCKER_ROLLOUT" ]; then
   echo "peer-rollout bench: not run: set DOCKER_ROLLOUT to the docker-rollout script (github.com/wowu/docker-rollout)"
   exit 0
 fi
-[ -x "$bin" ] || { echo "peer-rollout bench: $bin missing: run make build" >&2; exit 1; }
-[ -f "$state/env.sh" ] || { echo "peer-rollout bench: $state/env.sh missing: run make services" >&2; exit 1; }
-# shellcheck disable=SC1091
-. "$state/env.sh"
-export SLIPWAY_REGISTRY_USER=$SLIPWAY_TEST_REGISTRY_USER SLIPWAY_REGISTRY_PASSWORD=$SLIPWAY_TEST_REGISTRY_PASSWORD
-export DOCKER_CONFIG=$SLIPWAY_TEST_DOCKER_CONFIG
+DOCKER_ROLLOUT=$(realpath "$DOCKER_ROLLOUT")
+# shellcheck source=test/bench/lib/common.sh
+. "$(dirname "$0")/lib/common.sh"
+bench_setup "peer-rollout bench"
 
 host=$SLIPWAY_TEST_T3_HOST
 user=$SLIPWAY_TEST_T3_USER
 kh=$SLIPWAY_TEST_T3_KNOWN_HOSTS
-tdocker="docker -H $SLIPWAY_TEST_T3_DOCKER_HOST"
 project=slwbenchpeer
 port=18091
 sdir=$SLIPWAY_TEST_T3_DIR/bench-peer-slipway
 cdir=$SLIPWAY_TEST_T3_DIR/bench-peer-rollout
 work=$(mktemp -d /tmp/slipway-bench-peer.XXXXXX)
 cleanup() {
-  ids=$($tdocker ps -aq --filter "label=com.docker.compose.project=$project" 2>/dev/null || true)
-  # shellcheck disable=SC2086 # one word per container id
-  [ -z "$ids" ] || $tdocker rm -f $ids >/dev/null 2>&1 || true
-  $tdocker volume rm -f "${project}_dbdata" >/dev/null 2>&1 || true
-  $tdocker network rm "${project}_default" >/dev/null 2>&1 || true
+  bench_remove_project "$SLIPWAY_TEST_T3_DOCKER_HOST" "$project"
   rm -rf "$sdir" "$cdir" "$work"
 }
 trap cleanup EXIT
 rm -rf "$sdir" "$cdir"
 
-echo "peer-rollout bench: building and pushing sampleapp 1.0.0 and 2.0.0" >&2
-reg=$SLIPWAY_TEST_REGISTRY/slipway-bench-peer
-release() { # dir: build + push in that repository
-  (cd "$1" && COMPOSE_PROJECT_NAME=$project "$bin" build --registry "$reg" >/dev/null 2>&1 \
-     && "$bin" push >/dev/null 2>&1) || { echo "peer-rollout bench: build/push failed in $1" >&2; exit 1; }
-}
-test/scripts/sampleapp-repo.sh "$work/v1" >/dev/null
-release "$work/v1"
-cp -R "$work/v1" "$work/v2"
-test/scripts/sampleapp-repo.sh "$work/v2" 2.0.0 >/dev/null
-release "$work/v2"
+bench_sampleapp "peer-rollout bench" "$work" "$SLIPWAY_TEST_REGISTRY/slipway-bench-peer" "$project"
 printf 'WEB_PORT=%s\n' "$port" > "$work/prod.env"
 
 ssho=(-i "$SLIPWAY_TEST_SSH_KEY" -o "UserKnownHostsFile=$kh" -o BatchMode=yes -o StrictHostKeyChecking=yes)
@@ -100,24 +78,14 @@ cd "$work/\$1"
 "$bin" deploy --strategy rolling --host "$user@$host" --dir "$sdir" --identity "$SLIPWAY_TEST_SSH_KEY" --known-hosts "$kh" --env-file "$work/prod.env" >>"$work/slipway.log" 2>&1
 EOF
 sed 's/deploy --strategy rolling/deploy --strategy rolling --compose library/' "$work/slipway.sh" > "$work/library.sh"
-cat > "$work/check.sh" <<EOF
-#!/usr/bin/env bash
-got=\$(curl -sf --max-time 5 "http://$host:$port/version" || true)
-[ "\$got" = "\$1" ] || { echo "peer-rollout bench: serving '\$got', want '\$1'" >&2; exit 1; }
-EOF
 chmod +x "$work"/*.sh
+bench_check "peer-rollout bench" "$work" "http://$host:$port/version"
 
 # Warm up, and the peer's files: the compose file slipway rendered for this
 # server's Compose (pinned images), nginx.conf, .env.
 "$work/slipway.sh" v2 && "$work/check.sh" 2.0.0
 "$work/slipway.sh" v1 && "$work/check.sh" 1.0.0
-for v in v1 v2; do
-  commit=$(jq -r .commit "$work/$v/slipway-release.json")
-  mkdir -p "$work/peer-$v/proxy"
-  cp "$sdir/releases/$commit/compose.yaml" "$work/peer-$v/compose.yaml"
-  cp "$work/$v/proxy/nginx.conf" "$work/peer-$v/proxy/"
-  cp "$work/prod.env" "$work/peer-$v/.env"
-done
+bench_recipe_files "$work" "$sdir" peer compose.yaml
 "$work/rollout.sh" v2 && "$work/check.sh" 2.0.0
 "$work/rollout.sh" v1 && "$work/check.sh" 1.0.0
 
@@ -129,13 +97,7 @@ hyperfine --runs "$runs" --export-json "$work/peer.json" \
   -n slipway-rolling "$work/slipway.sh v2 && $work/check.sh 2.0.0" \
   -n slipway-rolling-library "$work/library.sh v2 && $work/check.sh 2.0.0"
 
-for cmd in slipway-rolling slipway-rolling-library; do
-  read -r r bm cm < <(jq -r --arg c "$cmd" '
-    (.results[] | select(.command=="docker-rollout") | .median) as $b |
-    (.results[] | select(.command==$c) | .median) as $m |
-    "\($m/$b*1000|round/1000) \($b*100|round/100) \($m*100|round/100)"' "$work/peer.json")
-  met=$(awk -v r="$r" 'BEGIN{print (r<=1.5)?"met":"NOT met"}')
-  echo "TARGET $cmd: ${cm}s vs docker-rollout ${bm}s (medians) = ${r}x (target <= 1.5x): $met"
-done
+bench_ratio "$work/peer.json" rolling-vs-docker-rollout docker-rollout slipway-rolling 1.5
+bench_ratio "$work/peer.json" rolling-library-vs-docker-rollout docker-rollout slipway-rolling-library 1.5
 # BENCH_KEEP_LOG=FILE keeps slipway's deploy logs, to see where the time goes.
 [ -z "${BENCH_KEEP_LOG:-}" ] || cp "$work/slipway.log" "$BENCH_KEEP_LOG"

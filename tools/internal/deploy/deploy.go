@@ -425,51 +425,63 @@ func deployHost(ctx context.Context, o *Options, strategy Strategy, b *bundle, d
 	if strategy.Name() != "swarm" {
 		d.noteVolumes(ctx) // swarm creates volumes in its tasks, after stack rm returns
 	}
-	if d.renamed() {
-		vols, err := d.takeDownPrevious(ctx, strategy.Name() == "swarm")
-		r.res.KeptVolumes = vols
-		if err != nil {
-			r.res.err = err
-			r.res.Error = err.Error()
-			log.Printf("failed after changing the host: %v", err)
-			revertHost(ctx, strategy, r, "")
-			return
-		}
-	}
-	if err := strategy.Apply(ctx, d); err != nil {
-		if !d.Changed() {
-			removeFresh()
-			cctx, cancel := cleanupContext(ctx, 30*time.Second)
-			d.removeCreatedVolumes(cctx) // a failed hook's `run` may have created some
-			cancel()
-			r.endConverge(ctx, d.Previous)
-			r.failUnchanged(log, err)
-			return
-		}
-		r.res.err = err
-		r.res.Error = err.Error()
-		var he *HealthError
-		if errors.As(err, &he) {
-			r.res.Failing = he.Failing
-		}
-		log.Printf("failed after changing the host: %v", err)
-		revertHost(ctx, strategy, r, "")
+	ok := r.applyAndSwitch(ctx, strategy, func(err error) {
+		removeFresh()
+		cctx, cancel := cleanupContext(ctx, 30*time.Second)
+		d.removeCreatedVolumes(cctx) // a failed hook's `run` may have created some
+		cancel()
+		r.endConverge(ctx, d.Previous)
+		r.failUnchanged(log, err)
+	})
+	if !ok {
 		return
 	}
-	if err := h.SwitchCurrent(ctx, commit); err != nil {
-		r.res.err = err
-		r.res.Error = err.Error()
-		revertHost(ctx, strategy, r, "")
-		return
-	}
-	r.switched = true
-	r.endConverge(ctx, commit)
 	if o.DryRun {
 		r.res.Status = StatusPlanned
 		return
 	}
 	r.res.Status = StatusDeployed
 	log.Printf("deployed release %s (previous %s) in %s", short(commit), orNone(short(d.Previous)), progress.Duration(time.Since(r.start)))
+}
+
+// applyAndSwitch is the end of every host deploy and rollback: it takes
+// the previous project down when d renames it, applies strategy and
+// switches current to d.Release. A failure after the host changed is
+// recorded and reverted; one before it goes to unchanged. It reports
+// whether the host is on d.Release.
+func (r *hostRun) applyAndSwitch(ctx context.Context, strategy Strategy, unchanged func(error)) bool {
+	d := r.d
+	fail := func(err error) bool {
+		r.res.err = err
+		r.res.Error = err.Error()
+		var he *HealthError
+		if errors.As(err, &he) {
+			r.res.Failing = he.Failing
+		}
+		d.Log.Printf("failed after changing the host: %v", err)
+		revertHost(ctx, strategy, r, "")
+		return false
+	}
+	if d.renamed() {
+		vols, err := d.takeDownPrevious(ctx, strategy.Name() == "swarm")
+		r.res.KeptVolumes = vols
+		if err != nil {
+			return fail(err)
+		}
+	}
+	if err := strategy.Apply(ctx, d); err != nil {
+		if !d.Changed() {
+			unchanged(err)
+			return false
+		}
+		return fail(err)
+	}
+	if err := d.Host.SwitchCurrent(ctx, d.Release); err != nil {
+		return fail(err)
+	}
+	r.switched = true
+	r.endConverge(ctx, d.Release)
+	return true
 }
 
 // revertHost brings a changed host back to its previous release, with a

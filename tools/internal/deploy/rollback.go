@@ -260,42 +260,16 @@ func rollbackHost(ctx context.Context, o *Options, to string, repair bool, r *ho
 		r.failUnchanged(log, err)
 		return
 	}
-	if d.renamed() {
-		if strategy.Name() != "swarm" {
-			d.noteVolumes(ctx)
-		}
-		vols, err := d.takeDownPrevious(ctx, strategy.Name() == "swarm")
-		r.res.KeptVolumes = vols
-		if err != nil {
-			r.res.err = err
-			r.res.Error = err.Error()
-			revertHost(ctx, strategy, r, "")
-			return
-		}
+	if d.renamed() && strategy.Name() != "swarm" {
+		d.noteVolumes(ctx)
 	}
-	if err := strategy.Apply(ctx, d); err != nil {
-		if !d.Changed() {
-			r.endConverge(ctx, current)
-			r.failUnchanged(log, err)
-			return
-		}
-		r.res.err = err
-		r.res.Error = err.Error()
-		var he *HealthError
-		if errors.As(err, &he) {
-			r.res.Failing = he.Failing
-		}
-		// Put the host back on the release it was on. That is "Previous" here.
-		revertHost(ctx, strategy, r, "")
+	ok := r.applyAndSwitch(ctx, strategy, func(err error) {
+		r.endConverge(ctx, current)
+		r.failUnchanged(log, err)
+	})
+	if !ok {
 		return
 	}
-	if err := h.SwitchCurrent(ctx, target.Name); err != nil {
-		r.res.err = err
-		r.res.Error = err.Error()
-		revertHost(ctx, strategy, r, "")
-		return
-	}
-	r.endConverge(ctx, target.Name)
 	r.res.Status = StatusDeployed
 	log.Printf("now on release %s (was %s)", short(target.Name), orNone(short(current)))
 }

@@ -3,9 +3,7 @@ package deploy
 import (
 	"bytes"
 	"context"
-	"net"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -39,12 +37,7 @@ func wantChanges(t *testing.T, h HostResult, want map[string]string) {
 // run again while a changed one runs once before web.
 func TestIntegrationChangePlan(t *testing.T) {
 	e := setupIT(t)
-	if e.tg.PortNoCompose == 0 {
-		t.Fatalf("env.json has no PortNoCompose for %s: run test/scripts/services.sh up", e.tg.Name)
-	}
-	noCompose := func(o *Options) {
-		o.Hosts = []string{e.tg.User + "@" + net.JoinHostPort(e.tg.Host, strconv.Itoa(e.tg.PortNoCompose))}
-	}
+	noCompose := e.noComposeHost(t)
 	writeRelease(t, e, "seed1", itSpec{Web: e.web["1"], Init: "seeded-a"})
 	writeRelease(t, e, "seed2", itSpec{Web: e.web["2"], Init: "seeded-a"})
 	writeRelease(t, e, "seed3", itSpec{Web: e.web["2"], Init: "seeded-b"})

@@ -35,6 +35,18 @@ func (e *itEnv) projectContainers(t *testing.T) map[string]string {
 	return m
 }
 
+// noComposeHost deploys to the target's sshd whose PATH has the docker CLI
+// and no Compose.
+func (e *itEnv) noComposeHost(t *testing.T) func(*Options) {
+	t.Helper()
+	if e.tg.PortNoCompose == 0 {
+		t.Fatalf("env.json has no PortNoCompose for %s: run test/scripts/services.sh up", e.tg.Name)
+	}
+	return func(o *Options) {
+		o.Hosts = []string{e.tg.User + "@" + net.JoinHostPort(e.tg.Host, strconv.Itoa(e.tg.PortNoCompose))}
+	}
+}
+
 // deployedByLibrary deploys rel, which must then serve version, converged
 // by the compose library.
 func (e *itEnv) deployedByLibrary(t *testing.T, rel, version string, mod func(*Options)) run {
@@ -54,12 +66,7 @@ func (e *itEnv) deployedByLibrary(t *testing.T, rel, version string, mod func(*O
 // release is converged by Compose's own code over the SSH connection.
 func TestIntegrationComposeLibrary(t *testing.T) {
 	e := setupIT(t)
-	if e.tg.PortNoCompose == 0 {
-		t.Fatalf("env.json has no PortNoCompose for %s: run test/scripts/services.sh up", e.tg.Name)
-	}
-	noCompose := func(o *Options) {
-		o.Hosts = []string{e.tg.User + "@" + net.JoinHostPort(e.tg.Host, strconv.Itoa(e.tg.PortNoCompose))}
-	}
+	noCompose := e.noComposeHost(t)
 	want := composelib.Version
 	if want == "" {
 		t.Fatal("the test binary carries no Compose module version")
